@@ -1,0 +1,118 @@
+"""The JSON error shape, `{"detail": ..., "code": ...}`, in one place.
+
+Services raise `ServiceError` subclasses; DRF raises its own exceptions; the
+database may fail. `api_exception_handler` turns all of them into the one
+shape, and the `handler404`/`handler500` views do the same for paths under
+/api/ that never reached DRF.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from .exceptions import ServiceError
+
+logger = logging.getLogger(__name__)
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def _error(detail: Any, code: str, status_code: int, **extra: Any) -> Response:
+    return Response({"detail": str(detail), "code": code, **extra}, status=status_code)
+
+
+def _first_code(codes: Any) -> str:
+    while isinstance(codes, (list, dict)):
+        if not codes:
+            return "invalid"
+        codes = codes[0] if isinstance(codes, list) else next(iter(codes.values()))
+    return str(codes) if codes else "invalid"
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Translate every exception raised under DRF into the JSON error shape."""
+    if isinstance(exc, ServiceError):
+        return _error(exc.detail, exc.code, exc.status_code)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable: %s", exc)
+        response = _error(
+            "The service is temporarily unavailable; try again shortly.",
+            "service_unavailable",
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    handled = exception_handler(exc, context)
+    if handled is None:
+        if isinstance(exc, DatabaseError):
+            # Integrity and data errors reaching here mean input got past
+            # validation; say so without a traceback.
+            logger.exception("database error in API view")
+            return _error("The request could not be processed.", "invalid", status.HTTP_400_BAD_REQUEST)
+        return None  # a real bug: Django's 500 handler answers with JSON below
+    response = handled
+
+    if isinstance(exc, exceptions.ValidationError):
+        data = exc.detail
+        if isinstance(data, dict):
+            fields = {k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in data.items()}
+            non_field = fields.pop("non_field_errors", None)
+            detail = non_field[0] if non_field else "Invalid input."
+            response.data = {"detail": detail, "code": _first_code(exc.get_codes()), "errors": fields}
+        else:
+            messages = [str(m) for m in (data if isinstance(data, list) else [data])]
+            response.data = {"detail": messages[0] if messages else "Invalid input.", "code": "invalid"}
+        return response
+
+    data = response.data
+    if isinstance(data, dict) and "detail" in data:
+        code = data.get("code") or getattr(data["detail"], "code", None) or _first_code(exc.get_codes())  # type: ignore[attr-defined]
+        response.data = {**data, "detail": str(data["detail"]), "code": str(code)}
+    else:
+        response.data = {"detail": str(data), "code": _first_code(getattr(exc, "get_codes", lambda: "error")())}
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        response.data["retry_after"] = int(wait)
+    return response
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or request.path.startswith("/.well-known/")
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
+    return defaults.server_error(request)
+
+
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Permission denied.", "code": "permission_denied"}, status=403)
+    return defaults.permission_denied(request, exception)

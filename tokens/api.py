@@ -1,0 +1,208 @@
+"""The token API: thin views that validate, call one service, shape the response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.exceptions import ServiceError
+
+from . import conf, cookies, selectors, services
+from .authentication import LoginSessionSessionAuthentication, request_sid
+from .exceptions import SessionRevoked, TokenInvalid
+from .keyring import keyring
+from .models import LoginSession
+from .requests import client_info
+from .serializers import CredentialsSerializer, LoginSessionSerializer, RefreshSerializer, VerifySerializer
+from .tokens import AccessToken, RefreshToken
+
+
+class InvalidCredentials(ServiceError):
+    status_code = 401
+    code = "invalid_credentials"
+    # One message for an unknown email, a wrong password and an inactive
+    # account, so the answer tells an attacker nothing.
+    detail = "No active account found with the given credentials."
+
+
+def _pair_response(request: Request, pair: services.TokenPair, *, status_code: int = 200) -> Response:
+    body: dict[str, Any] = {
+        "access": pair.access,
+        "refresh": pair.refresh,
+        "access_expires_at": pair.access_expires_at.isoformat(),
+        "refresh_expires_at": pair.refresh_expires_at.isoformat(),
+    }
+    if not cookies.wants_cookie(request._request):
+        return Response(body, status=status_code)
+    del body["refresh"]
+    body["csrf_token"] = cookies.csrf_token_issue(request._request)
+    response = Response(body, status=status_code)
+    max_age = int((pair.refresh_expires_at - pair.access_expires_at).total_seconds()) + int(
+        conf.access_lifetime().total_seconds()
+    )
+    cookies.refresh_cookie_set(response, token=pair.refresh, max_age=max_age)
+    return response
+
+
+def _refresh_token_from(request: Request) -> tuple[str, bool]:
+    """Return the presented refresh token and whether it came from the cookie."""
+    serializer = RefreshSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    body_token = serializer.validated_data.get("refresh")
+    if body_token:
+        return body_token, False
+    cookie_token = cookies.refresh_cookie(request._request)
+    if cookie_token:
+        cookies.cookie_request_check(request._request)
+        return cookie_token, True
+    raise TokenInvalid("No refresh token was given.", code="token_not_valid")
+
+
+class TokenObtainView(APIView):
+    """Sign in with email and password; start a login session; return a token pair."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def post(self, request: Request) -> Response:
+        serializer = CredentialsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(
+            request._request,
+            email=serializer.validated_data["email"],
+            password=serializer.validated_data["password"],
+        )
+        if user is None:
+            raise InvalidCredentials()
+        pair = services.token_pair_obtain(user=user, client=client_info(request))
+        return _pair_response(request, pair)
+
+
+class TokenRefreshView(APIView):
+    """Rotate a refresh token (from the body, or the cookie with CSRF) into a new pair."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def post(self, request: Request) -> Response:
+        raw, from_cookie = _refresh_token_from(request)
+        try:
+            pair = services.refresh_token_rotate(raw=raw, client=client_info(request))
+        except TokenInvalid as e:
+            response = Response({"detail": e.detail, "code": e.code}, status=e.status_code)
+            if from_cookie:
+                cookies.refresh_cookie_delete(response)
+            return response
+        if from_cookie:
+            request._request.META[cookies.TRANSPORT_HEADER] = "cookie"
+        return _pair_response(request, pair)
+
+
+class TokenVerifyView(APIView):
+    """Answer 200 for a valid access or refresh token of a live login session, else 401."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def post(self, request: Request) -> Response:
+        serializer = VerifySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        raw = serializer.validated_data["token"]
+        try:
+            token: AccessToken | RefreshToken = AccessToken(raw)
+        except TokenInvalid:
+            token = RefreshToken(raw)
+        login_session = selectors.login_session_with_user(sid=token.sid)
+        if login_session is None or str(login_session.user_id) != token["sub"] or not login_session.user.is_active:
+            raise SessionRevoked()
+        return Response({})
+
+
+class TokenFromSessionView(APIView):
+    """Give a browser signed in with a Django session a pair bound to the same login session."""
+
+    authentication_classes = [LoginSessionSessionAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request) -> Response:
+        sid = request_sid(request)
+        if not sid:
+            raise SessionRevoked()
+        pair = services.token_pair_for_browser_session(sid=sid, user=request.user, client=client_info(request))
+        return _pair_response(request, pair)
+
+
+class LogoutView(APIView):
+    """End the login session of a refresh token (body or cookie) or of the calling session."""
+
+    permission_classes = [AllowAny]
+
+    def post(self, request: Request) -> Response:
+        raw: str | None = None
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        raw = serializer.validated_data.get("refresh")
+        if not raw and cookies.refresh_cookie(request._request):
+            cookies.cookie_request_check(request._request)
+            raw = cookies.refresh_cookie(request._request)
+        if raw:
+            services.refresh_token_logout(raw=raw)
+        elif request.user and request.user.is_authenticated:
+            sid = request_sid(request)
+            if sid:
+                services.login_session_revoke(sid=sid, reason=LoginSession.RevokeReason.LOGOUT)
+        else:
+            raise TokenInvalid("No refresh token was given.")
+        response = Response(status=status.HTTP_204_NO_CONTENT)
+        cookies.refresh_cookie_delete(response)
+        return response
+
+
+class LogoutAllView(APIView):
+    """End every login session of the calling user."""
+
+    def post(self, request: Request) -> Response:
+        count = services.login_sessions_revoke_for_user(
+            user_id=request.user.pk, reason=LoginSession.RevokeReason.LOGOUT_ALL
+        )
+        response = Response({"revoked": count})
+        cookies.refresh_cookie_delete(response)
+        return response
+
+
+class SessionListView(APIView):
+    """List the calling user's live login sessions; `current` marks the caller's own."""
+
+    def get(self, request: Request) -> Response:
+        sessions = selectors.login_sessions_live(user_id=request.user.pk)
+        data = LoginSessionSerializer(sessions, many=True, context={"current_sid": request_sid(request)}).data
+        return Response(data)
+
+
+class SessionDetailView(APIView):
+    """Revoke one of the calling user's login sessions."""
+
+    def delete(self, request: Request, sid: Any) -> Response:
+        # Another user's sid, an unknown one and an ended one all look alike.
+        if not services.login_session_revoke(
+            sid=sid, reason=LoginSession.RevokeReason.USER_REVOKED, user_id=request.user.pk
+        ):
+            raise NotFound()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@require_GET
+def jwks_view(request: HttpRequest) -> HttpResponse:
+    """Publish the next, current and previous public keys."""
+    response = HttpResponse(keyring.jwks_document(), content_type="application/json")
+    response["Cache-Control"] = f"public, max-age={conf.jwks_max_age()}"
+    return response

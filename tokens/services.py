@@ -1,0 +1,248 @@
+"""Login sessions and tokens: issuing, rotation with reuse detection, revocation.
+
+Every token is signed here and nowhere else. Every write owns its
+transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+
+from . import clock, conf
+from .exceptions import SessionRevoked, TokenInvalid, TokenReused, UserInactive
+from .models import LoginSession, OutstandingToken
+from .tokens import AccessToken, RefreshToken
+
+logger = logging.getLogger("tokens")
+
+Transport = LoginSession.Transport
+Reason = LoginSession.RevokeReason
+
+USER_AGENT_MAX = LoginSession._meta.get_field("user_agent").max_length or 300
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Where a request came from, as recorded on the login session."""
+
+    ip: str | None = None
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+    access_expires_at: datetime
+    refresh_expires_at: datetime
+    sid: str
+
+
+def _clip(user_agent: str) -> str:
+    return user_agent[:USER_AGENT_MAX]
+
+
+# -- login sessions ------------------------------------------------------------
+
+
+def login_session_create(
+    *, user: Any, transport: str, client: ClientInfo, session_key: str = "", now: datetime | None = None
+) -> LoginSession:
+    """Record a new sign-in on one device."""
+    now = now or clock.now()
+    return LoginSession.objects.create(
+        user=user,
+        transport=transport,
+        ip=client.ip,
+        user_agent=_clip(client.user_agent),
+        session_key=session_key,
+        created_at=now,
+        last_used_at=now,
+    )
+
+
+def login_session_bind_browser(*, sid: str, session_key: str) -> None:
+    """Point a login session at the Django session that now carries it (after a key change)."""
+    LoginSession.objects.filter(sid=sid).update(session_key=session_key)
+
+
+def _django_sessions_delete(session_keys: Iterable[str]) -> None:
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    for key in session_keys:
+        if key:
+            store(session_key=key).delete()
+
+
+def login_sessions_revoke(*, queryset: QuerySet[LoginSession], reason: str) -> int:
+    """Revoke every live login session in `queryset`; return how many were live.
+
+    The one path every revocation takes (logout, reuse, password change,
+    admin): mark the sessions, blacklist their refresh families, and delete
+    their Django sessions once the transaction commits.
+    """
+    now = clock.now()
+    with transaction.atomic():
+        rows = list(queryset.filter(revoked_at__isnull=True).values_list("sid", "session_key"))
+        if not rows:
+            return 0
+        sids = [sid for sid, _ in rows]
+        LoginSession.objects.filter(sid__in=sids, revoked_at__isnull=True).update(revoked_at=now, revoke_reason=reason)
+        OutstandingToken.objects.filter(login_session_id__in=sids, blacklisted_at__isnull=True).update(
+            blacklisted_at=now, blacklist_reason=OutstandingToken.BlacklistReason.REVOKED
+        )
+        keys = [key for _, key in rows if key]
+        if keys:
+            transaction.on_commit(lambda: _django_sessions_delete(keys))
+    logger.info("login sessions revoked: count=%d reason=%s", len(rows), reason)
+    return len(rows)
+
+
+def login_session_revoke(*, sid: str | uuid.UUID, reason: str, user_id: Any = None) -> bool:
+    """Revoke one login session (of `user_id`, when given); False if it was not live."""
+    queryset = LoginSession.objects.filter(sid=sid)
+    if user_id is not None:
+        queryset = queryset.filter(user_id=user_id)
+    return login_sessions_revoke(queryset=queryset, reason=reason) > 0
+
+
+def login_sessions_revoke_for_user(*, user_id: Any, reason: str, keep_sid: str | uuid.UUID | None = None) -> int:
+    """Revoke every login session of a user, except `keep_sid` if given."""
+    queryset = LoginSession.objects.filter(user_id=user_id)
+    if keep_sid is not None:
+        queryset = queryset.exclude(sid=keep_sid)
+    return login_sessions_revoke(queryset=queryset, reason=reason)
+
+
+# -- tokens --------------------------------------------------------------------
+
+
+def _token_pair_issue(*, login_session: LoginSession, user: Any, now: datetime) -> TokenPair:
+    """Sign a new access/refresh pair for a login session and record the refresh token."""
+    sid = str(login_session.sid)
+    refresh = RefreshToken(now=now)
+    refresh["sub"] = str(user.pk)
+    refresh["sid"] = sid
+    access = AccessToken(now=now)
+    access["sub"] = str(user.pk)
+    access["name"] = user.get_full_name() if hasattr(user, "get_full_name") else str(user)
+    access["admin"] = bool(user.is_staff)
+    access["sid"] = sid
+    OutstandingToken.objects.create(
+        jti=refresh.jti,
+        login_session_id=login_session.sid,
+        user_id=user.pk,
+        created_at=now,
+        expires_at=refresh.expires_at,
+    )
+    return TokenPair(
+        access=str(access),
+        refresh=str(refresh),
+        access_expires_at=access.expires_at,
+        refresh_expires_at=refresh.expires_at,
+        sid=sid,
+    )
+
+
+def token_pair_obtain(*, user: Any, client: ClientInfo) -> TokenPair:
+    """Start a token login session for an authenticated user and issue its first pair."""
+    if not user.is_active:
+        raise UserInactive()
+    now = clock.now()
+    with transaction.atomic():
+        login_session = login_session_create(user=user, transport=Transport.TOKEN, client=client, now=now)
+        return _token_pair_issue(login_session=login_session, user=user, now=now)
+
+
+def token_pair_for_browser_session(*, sid: str, user: Any, client: ClientInfo) -> TokenPair:
+    """Issue a pair bound to the login session a browser signed in with."""
+    now = clock.now()
+    with transaction.atomic():
+        login_session = (
+            LoginSession.objects.select_for_update().filter(sid=sid, user_id=user.pk, revoked_at__isnull=True).first()
+        )
+        if login_session is None:
+            raise SessionRevoked()
+        if not user.is_active:
+            raise UserInactive()
+        login_session.transport = Transport.BOTH
+        login_session.last_used_at = now
+        login_session.save(update_fields=["transport", "last_used_at"])
+        return _token_pair_issue(login_session=login_session, user=user, now=now)
+
+
+def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
+    """Exchange a refresh token for a new pair, exactly once.
+
+    The presented token's row is locked, checked and blacklisted, and the new
+    pair recorded, in one transaction. A token that was already rotated is
+    reuse (RFC 9700 §4.14.2): someone holds a copy, so the whole login
+    session is revoked, committed, and the caller gets `token_reused`.
+    """
+    token = RefreshToken(raw)
+    now = clock.now()
+    reused = False
+    with transaction.atomic():
+        row = (
+            OutstandingToken.objects.select_for_update(of=("self",))
+            .select_related("login_session__user")
+            .filter(jti=token.jti)
+            .first()
+        )
+        if row is None or str(row.login_session_id) != token.sid or str(row.user_id) != token["sub"]:
+            raise TokenInvalid()
+        login_session = row.login_session
+        user = login_session.user
+        if row.blacklisted_at is not None:
+            within_grace = (
+                row.blacklist_reason == OutstandingToken.BlacklistReason.ROTATED
+                and login_session.revoked_at is None
+                and now - row.blacklisted_at < conf.reuse_grace()
+            )
+            if not within_grace:
+                reused = True
+        elif login_session.revoked_at is None:
+            # The lock makes this the only writer; the condition keeps the
+            # compare-and-set honest on databases without row locks.
+            won = OutstandingToken.objects.filter(jti=row.jti, blacklisted_at__isnull=True).update(
+                blacklisted_at=now, blacklist_reason=OutstandingToken.BlacklistReason.ROTATED
+            )
+            reused = won == 0
+        if reused:
+            login_sessions_revoke(
+                queryset=LoginSession.objects.filter(sid=login_session.sid), reason=Reason.TOKEN_REUSED
+            )
+        else:
+            if login_session.revoked_at is not None:
+                raise SessionRevoked()
+            if not user.is_active:
+                raise UserInactive()
+            pair = _token_pair_issue(login_session=login_session, user=user, now=now)
+            LoginSession.objects.filter(sid=login_session.sid).update(
+                last_used_at=now, ip=client.ip, user_agent=_clip(client.user_agent)
+            )
+    if reused:
+        logger.warning("refresh token reuse: sid=%s jti=%s; login session revoked", token.sid, token.jti)
+        raise TokenReused()
+    return pair
+
+
+def refresh_token_logout(*, raw: str | bytes) -> bool:
+    """Revoke the login session a refresh token belongs to; False if it had already ended.
+
+    A rotated or blacklisted (but genuine) token still names its session, so
+    signing out with it works and is idempotent.
+    """
+    token = RefreshToken(raw)
+    if not OutstandingToken.objects.filter(jti=token.jti, login_session_id=uuid.UUID(token.sid)).exists():
+        raise TokenInvalid()
+    return login_session_revoke(sid=token.sid, reason=Reason.LOGOUT)
