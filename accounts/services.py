@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from tokens import services as token_services
-from tokens.models import LoginSession
+from tokens.audit import auth_event_record
+from tokens.models import AuthEvent, LoginSession
 
 from .models import User, email_normalize
 
@@ -25,7 +26,9 @@ def user_create(*, email: str, password: str, name: str = "") -> User:
     password_validation.validate_password(password, user=candidate)
     try:
         with transaction.atomic():
-            return User.objects.create_user(email=email, password=password, name=name)
+            user = User.objects.create_user(email=email, password=password, name=name)
+            auth_event_record(kind=AuthEvent.Kind.SIGNED_UP, user_id=user.pk)
+            return user
     except IntegrityError as e:
         raise EmailTaken({"email": ["An account with this email already exists."]}, code="unique") from e
 
@@ -36,6 +39,7 @@ def user_password_change(*, user: Any, new_password: str, keep_sid: str | None) 
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
+        auth_event_record(kind=AuthEvent.Kind.PASSWORD_CHANGED, user_id=user.pk, sid=keep_sid)
         return token_services.login_sessions_revoke_for_user(
             user_id=user.pk, reason=LoginSession.RevokeReason.PASSWORD_CHANGED, keep_sid=keep_sid
         )

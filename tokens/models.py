@@ -147,3 +147,50 @@ class BlacklistedToken(OutstandingToken):
         proxy = True
         verbose_name = "blacklisted token"
         ordering = ["-blacklisted_at"]
+
+
+class AuthEvent(models.Model):
+    """One line of the audit trail: who did what to which account or key, from where.
+
+    Never holds a password or a token; `data` carries identifiers only.
+    """
+
+    class Kind(models.TextChoices):
+        SIGN_IN = "sign_in", "signed in"
+        SIGN_IN_FAILED = "sign_in_failed", "sign-in failed"
+        SIGN_IN_THROTTLED = "sign_in_throttled", "sign-in throttled"
+        REFRESH = "refresh", "token refreshed"
+        TOKEN_REUSED = "token_reused", "refresh token reuse detected"
+        LOGOUT = "logout", "signed out"
+        SESSION_REVOKED = "session_revoked", "login session revoked"
+        TOKEN_BLACKLISTED = "token_blacklisted", "refresh token blacklisted"
+        PASSWORD_CHANGED = "password_changed", "password changed"
+        SIGNED_UP = "signed_up", "account created"
+        KEY_ROTATED = "key_rotated", "signing key rotated"
+        KEY_REVOKED = "key_revoked", "signing key revoked"
+        KEY_IMPORTED = "key_imported", "signing key imported"
+
+    created_at = models.DateTimeField(db_index=True)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Who did it, when someone other than `user` did (staff in admin).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    email = models.CharField(max_length=254, blank=True, default="", help_text="As typed, for failed sign-ins.")
+    sid = models.UUIDField(null=True, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["kind", "-created_at"], name="authevent_kind_created"),
+            models.Index(fields=["user", "-created_at"], name="authevent_user_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_migrate, post_save, pre_delete
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from . import services
+from .audit import auth_event_record
 from .authentication import SESSION_SID_KEY
-from .models import LoginSession
+from .models import AuthEvent, LoginSession
 from .requests import client_info
 
 
@@ -30,6 +31,28 @@ def browser_sign_in(sender: Any, request: HttpRequest | None, user: Any, **kwarg
         session_key=request.session.session_key or "",
     )
     request.session[SESSION_SID_KEY] = str(login_session.sid)
+    client = client_info(request)
+    auth_event_record(
+        kind=AuthEvent.Kind.SIGN_IN,
+        user_id=user.pk,
+        sid=login_session.sid,
+        ip=client.ip,
+        user_agent=client.user_agent,
+        data={"transport": LoginSession.Transport.SESSION},
+    )
+
+
+@receiver(user_login_failed, dispatch_uid="tokens.sign_in_failed")
+def sign_in_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any) -> None:
+    """Record a failed sign-in: the address typed, never the password."""
+    typed = credentials.get("email") or credentials.get("username") or ""
+    client = client_info(request) if request is not None else None
+    auth_event_record(
+        kind=AuthEvent.Kind.SIGN_IN_FAILED,
+        email=typed if isinstance(typed, str) else "",
+        ip=client.ip if client else None,
+        user_agent=client.user_agent if client else "",
+    )
 
 
 @receiver(user_logged_out, dispatch_uid="tokens.browser_sign_out")

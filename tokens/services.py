@@ -19,8 +19,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from . import clock, conf
+from .audit import auth_event_record
 from .exceptions import SessionRevoked, TokenInvalid, TokenReused, UserInactive
-from .models import LoginSession, OutstandingToken
+from .models import AuthEvent, LoginSession, OutstandingToken
 from .tokens import AccessToken, RefreshToken
 
 logger = logging.getLogger("tokens")
@@ -83,7 +84,7 @@ def _django_sessions_delete(session_keys: Iterable[str]) -> None:
             store(session_key=key).delete()
 
 
-def login_sessions_revoke(*, queryset: QuerySet[LoginSession], reason: str) -> int:
+def login_sessions_revoke(*, queryset: QuerySet[LoginSession], reason: str, actor_id: Any = None) -> int:
     """Revoke every live login session in `queryset`; return how many were live.
 
     The one path every revocation takes (logout, reuse, password change,
@@ -92,27 +93,38 @@ def login_sessions_revoke(*, queryset: QuerySet[LoginSession], reason: str) -> i
     """
     now = clock.now()
     with transaction.atomic():
-        rows = list(queryset.filter(revoked_at__isnull=True).values_list("sid", "session_key"))
+        rows = list(queryset.filter(revoked_at__isnull=True).values_list("sid", "session_key", "user_id"))
         if not rows:
             return 0
-        sids = [sid for sid, _ in rows]
+        sids = [sid for sid, _, _ in rows]
         LoginSession.objects.filter(sid__in=sids, revoked_at__isnull=True).update(revoked_at=now, revoke_reason=reason)
         OutstandingToken.objects.filter(login_session_id__in=sids, blacklisted_at__isnull=True).update(
             blacklisted_at=now, blacklist_reason=OutstandingToken.BlacklistReason.REVOKED
         )
-        keys = [key for _, key in rows if key]
+        AuthEvent.objects.bulk_create(
+            AuthEvent(
+                created_at=now,
+                kind=AuthEvent.Kind.SESSION_REVOKED,
+                user_id=user_id,
+                actor_id=actor_id,
+                sid=sid,
+                data={"reason": reason},
+            )
+            for sid, _, user_id in rows
+        )
+        keys = [key for _, key, _ in rows if key]
         if keys:
             transaction.on_commit(lambda: _django_sessions_delete(keys))
-    logger.info("login sessions revoked: count=%d reason=%s", len(rows), reason)
+    logger.info("login sessions revoked: count=%d reason=%s actor=%s", len(rows), reason, actor_id)
     return len(rows)
 
 
-def login_session_revoke(*, sid: str | uuid.UUID, reason: str, user_id: Any = None) -> bool:
+def login_session_revoke(*, sid: str | uuid.UUID, reason: str, user_id: Any = None, actor_id: Any = None) -> bool:
     """Revoke one login session (of `user_id`, when given); False if it was not live."""
     queryset = LoginSession.objects.filter(sid=sid)
     if user_id is not None:
         queryset = queryset.filter(user_id=user_id)
-    return login_sessions_revoke(queryset=queryset, reason=reason) > 0
+    return login_sessions_revoke(queryset=queryset, reason=reason, actor_id=actor_id) > 0
 
 
 def login_sessions_revoke_for_user(*, user_id: Any, reason: str, keep_sid: str | uuid.UUID | None = None) -> int:
@@ -160,6 +172,14 @@ def token_pair_obtain(*, user: Any, client: ClientInfo) -> TokenPair:
     now = clock.now()
     with transaction.atomic():
         login_session = login_session_create(user=user, transport=Transport.TOKEN, client=client, now=now)
+        auth_event_record(
+            kind=AuthEvent.Kind.SIGN_IN,
+            user_id=user.pk,
+            sid=login_session.sid,
+            ip=client.ip,
+            user_agent=client.user_agent,
+            data={"transport": Transport.TOKEN},
+        )
         return _token_pair_issue(login_session=login_session, user=user, now=now)
 
 
@@ -218,6 +238,14 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
             )
             reused = won == 0
         if reused:
+            auth_event_record(
+                kind=AuthEvent.Kind.TOKEN_REUSED,
+                user_id=user.pk,
+                sid=login_session.sid,
+                ip=client.ip,
+                user_agent=client.user_agent,
+                data={"jti": token.jti},
+            )
             login_sessions_revoke(
                 queryset=LoginSession.objects.filter(sid=login_session.sid), reason=Reason.TOKEN_REUSED
             )
@@ -230,6 +258,7 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
             LoginSession.objects.filter(sid=login_session.sid).update(
                 last_used_at=now, ip=client.ip, user_agent=_clip(client.user_agent)
             )
+            auth_event_record(kind=AuthEvent.Kind.REFRESH, user_id=user.pk, sid=login_session.sid, ip=client.ip)
     if reused:
         logger.warning("refresh token reuse: sid=%s jti=%s; login session revoked", token.sid, token.jti)
         raise TokenReused()

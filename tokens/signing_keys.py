@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from . import clock, conf, keys
+from .audit import auth_event_record
 from .exceptions import SigningKeyError
 from .keyring import keyring
-from .models import SigningKey
+from .models import AuthEvent, SigningKey
 
 State = SigningKey.State
 
@@ -81,7 +83,7 @@ def signing_key_bootstrap() -> None:
         return
 
 
-def signing_key_rotate(*, algorithm: str | None = None, force: bool = False) -> RotationResult:
+def signing_key_rotate(*, algorithm: str | None = None, force: bool = False, actor_id: Any = None) -> RotationResult:
     """Promote next to current, demote current to previous, and make a new next.
 
     A `next` key is promoted only after it has been published for at least
@@ -122,11 +124,21 @@ def signing_key_rotate(*, algorithm: str | None = None, force: bool = False) -> 
         new_next = _key_create(
             private_key=keys.private_key_generate(algorithm), algorithm=algorithm, state=State.NEXT, now=now
         )
+        auth_event_record(
+            kind=AuthEvent.Kind.KEY_ROTATED,
+            actor_id=actor_id,
+            data={
+                "current": upcoming.kid,
+                "previous": current.kid if current else None,
+                "next": new_next.kid,
+                "forced": force,
+            },
+        )
         _ring_changed()
     return RotationResult(current=upcoming, previous=current, next=new_next)
 
 
-def signing_key_revoke(*, kid: str) -> SigningKey:
+def signing_key_revoke(*, kid: str, actor_id: Any = None) -> SigningKey:
     """Revoke a key at once; if it was current, the next key (or a new one) takes over."""
     now = clock.now()
     with transaction.atomic():
@@ -158,11 +170,12 @@ def signing_key_revoke(*, kid: str) -> SigningKey:
             _key_create(
                 private_key=keys.private_key_generate(algorithm), algorithm=algorithm, state=State.NEXT, now=now
             )
+        auth_event_record(kind=AuthEvent.Kind.KEY_REVOKED, actor_id=actor_id, data={"kid": key.kid})
         _ring_changed()
     return key
 
 
-def signing_key_import(*, pem: bytes, algorithm: str | None = None) -> SigningKey:
+def signing_key_import(*, pem: bytes, algorithm: str | None = None, actor_id: Any = None) -> SigningKey:
     """Import a PEM private key as the next key (an unpromoted next key is retired)."""
     try:
         private_key = keys.private_key_load_pem(pem)
@@ -178,6 +191,7 @@ def signing_key_import(*, pem: bytes, algorithm: str | None = None) -> SigningKe
             state=State.RETIRED, retired_at=now, updated_at=now
         )
         key = _key_create(private_key=private_key, algorithm=algorithm, state=State.NEXT, now=now)
+        auth_event_record(kind=AuthEvent.Kind.KEY_IMPORTED, actor_id=actor_id, data={"kid": key.kid})
         _ring_changed()
     return key
 
