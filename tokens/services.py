@@ -89,7 +89,7 @@ def login_sessions_revoke(*, queryset: QuerySet[LoginSession], reason: str, acto
 
     The one path every revocation takes (logout, reuse, password change,
     admin): mark the sessions, blacklist their refresh families, and delete
-    their Django sessions once the transaction commits.
+    their Django sessions.
     """
     now = clock.now()
     with transaction.atomic():
@@ -112,9 +112,9 @@ def login_sessions_revoke(*, queryset: QuerySet[LoginSession], reason: str, acto
             )
             for sid, _, user_id in rows
         )
-        keys = [key for _, key, _ in rows if key]
-        if keys:
-            transaction.on_commit(lambda: _django_sessions_delete(keys))
+        # Inside the transaction: with the database session backend the
+        # deletion commits or rolls back with the revocation.
+        _django_sessions_delete(key for _, key, _ in rows if key)
     logger.info("login sessions revoked: count=%d reason=%s actor=%s", len(rows), reason, actor_id)
     return len(rows)
 

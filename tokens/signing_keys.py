@@ -57,6 +57,9 @@ def _algorithm_check(algorithm: str | None) -> str:
 
 
 def _ring_changed() -> None:
+    # Now, for reads inside this transaction, and again at commit, for
+    # other threads of this process that re-read in between.
+    keyring.invalidate()
     transaction.on_commit(keyring.invalidate)
 
 
