@@ -209,7 +209,6 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
     session is revoked, committed, and the caller gets `token_reused`.
     """
     token = RefreshToken(raw)
-    now = clock.now()
     reused = False
     with transaction.atomic():
         row = (
@@ -218,6 +217,10 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
             .filter(jti=token.jti)
             .first()
         )
+        # Read the clock only once the lock is held: a request that waited
+        # behind the winner must not look older than the winner's rotation.
+        now = clock.now()
+        grace = conf.reuse_grace()
         if row is None or str(row.login_session_id) != token.sid or str(row.user_id) != token["sub"]:
             raise TokenInvalid()
         login_session = row.login_session
@@ -226,7 +229,8 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
             within_grace = (
                 row.blacklist_reason == OutstandingToken.BlacklistReason.ROTATED
                 and login_session.revoked_at is None
-                and now - row.blacklisted_at < conf.reuse_grace()
+                and grace.total_seconds() > 0
+                and now - row.blacklisted_at < grace
             )
             if not within_grace:
                 reused = True
@@ -275,3 +279,37 @@ def refresh_token_logout(*, raw: str | bytes) -> bool:
     if not OutstandingToken.objects.filter(jti=token.jti, login_session_id=uuid.UUID(token.sid)).exists():
         raise TokenInvalid()
     return login_session_revoke(sid=token.sid, reason=Reason.LOGOUT)
+
+
+def outstanding_tokens_blacklist(*, queryset: QuerySet[OutstandingToken], actor_id: Any = None) -> int:
+    """Blacklist every unblacklisted refresh token in `queryset` (a staff action); return how many.
+
+    Presenting a blacklisted token later counts as reuse, which revokes its
+    whole login session, so blacklisting one token of a family is enough to
+    end it. Rows are locked so that a concurrent rotation cannot win as well.
+    """
+    now = clock.now()
+    with transaction.atomic():
+        rows = list(
+            OutstandingToken.objects.select_for_update()
+            .filter(pk__in=queryset.values("pk"), blacklisted_at__isnull=True)
+            .values_list("jti", "login_session_id", "user_id")
+        )
+        if not rows:
+            return 0
+        OutstandingToken.objects.filter(jti__in=[jti for jti, _, _ in rows], blacklisted_at__isnull=True).update(
+            blacklisted_at=now, blacklist_reason=OutstandingToken.BlacklistReason.ADMIN
+        )
+        AuthEvent.objects.bulk_create(
+            AuthEvent(
+                created_at=now,
+                kind=AuthEvent.Kind.TOKEN_BLACKLISTED,
+                user_id=user_id,
+                actor_id=actor_id,
+                sid=sid,
+                data={"jti": str(jti), "reason": OutstandingToken.BlacklistReason.ADMIN},
+            )
+            for jti, sid, user_id in rows
+        )
+    logger.info("refresh tokens blacklisted: count=%d actor=%s", len(rows), actor_id)
+    return len(rows)

@@ -355,3 +355,16 @@ def test_session_bridge_issues_tokens_for_the_same_login_session(client, user):
     assert api.get("/api/me/").status_code == 200
     api.post("/api/token/logout/all/")
     assert client.get("/accounts/").status_code == 302
+
+
+def test_replay_that_reads_an_earlier_clock_than_the_rotation_is_still_reuse(api_client, tokens, clock, settings):
+    # A request that waited on the row lock while another rotated the token
+    # may have started earlier than the rotation; with no grace that must
+    # still be reuse (it once counted as "within a grace of 0 seconds").
+    settings.JWT_REFRESH_REUSE_GRACE_SECONDS = 0
+    clock.advance(seconds=1)
+    assert refresh(api_client, tokens["refresh"]).status_code == 200
+    clock.advance(seconds=-1)
+    replay = refresh(api_client, tokens["refresh"])
+    assert replay.status_code == 401
+    assert replay.json()["code"] == "token_reused"
