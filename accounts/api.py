@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tokens.api import openapi_errors
 from tokens.authentication import request_sid
 
 from . import services
@@ -24,6 +26,11 @@ def _validation_error(error: DjangoValidationError, field: str) -> serializers.V
     return serializers.ValidationError({field: list(error.messages)})
 
 
+@extend_schema(
+    tags=["accounts"],
+    summary="The signed-in user",
+    responses={200: UserSerializer, **openapi_errors(401, 503)},
+)
 class MeView(APIView):
     """Return the signed-in user."""
 
@@ -31,6 +38,12 @@ class MeView(APIView):
         return Response(UserSerializer(request.user).data)
 
 
+@extend_schema(
+    tags=["accounts"],
+    summary="Create an account",
+    request=SignupSerializer,
+    responses={201: UserSerializer, **openapi_errors(400, 429, 503)},
+)
 class SignupView(APIView):
     """Create an account."""
 
@@ -47,6 +60,15 @@ class SignupView(APIView):
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema(
+    tags=["accounts"],
+    summary="Change the password; end every other login session",
+    request=PasswordChangeSerializer,
+    responses={
+        200: inline_serializer("PasswordChanged", {"revoked_sessions": serializers.IntegerField()}),
+        **openapi_errors(400, 401, 403, 503),
+    },
+)
 class PasswordChangeView(APIView):
     """Change the password and end every other login session of the user."""
 

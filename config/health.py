@@ -7,6 +7,8 @@ from typing import Any
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -46,6 +48,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return response
 
 
+@extend_schema(
+    tags=["health"],
+    summary="Ping through DRF, no authentication",
+    responses={200: inline_serializer("Ping", {"ok": serializers.BooleanField()})},
+)
 class PingView(APIView):
     """`{"ok": true}` through DRF with no authentication: the benchmark's ceiling."""
 

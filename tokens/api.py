@@ -7,7 +7,11 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
-from rest_framework import status
+from drf_spectacular.authentication import SessionScheme
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -22,8 +26,85 @@ from .exceptions import SessionRevoked, TokenInvalid
 from .keyring import keyring
 from .models import LoginSession
 from .requests import client_info
-from .serializers import CredentialsSerializer, LoginSessionSerializer, RefreshSerializer, VerifySerializer
+from .serializers import (
+    CredentialsSerializer,
+    LoginSessionSerializer,
+    RefreshSerializer,
+    TokenPairSerializer,
+    VerifySerializer,
+)
 from .tokens import AccessToken, RefreshToken
+
+
+# --- OpenAPI description (drf-spectacular) -----------------------------------
+# Our authentication classes subclass simplejwt's and DRF's; these tell the
+# schema generator they are the same bearer and session-cookie schemes.
+class LoginSessionJWTScheme(SimpleJWTScheme):
+    target_class = "tokens.authentication.LoginSessionJWTAuthentication"
+
+
+class LoginSessionCookieScheme(SessionScheme):
+    target_class = "tokens.authentication.LoginSessionSessionAuthentication"
+
+
+# The error shape of config/errors.py, described once and shared by every view.
+ERROR_SCHEMA = inline_serializer(
+    name="Error",
+    fields={
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(),
+        "retry_after": serializers.IntegerField(required=False, help_text="Seconds to wait (429 only)."),
+    },
+)
+VALIDATION_ERROR_SCHEMA = inline_serializer(
+    name="ValidationError",
+    fields={
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(),
+        "errors": serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()), help_text="Messages by field name."
+        ),
+    },
+)
+_ERROR_MEANINGS = {
+    400: "Malformed input; `errors` maps each field (unknown fields too) to its messages.",
+    401: "Bad credentials or token. `code`: `invalid_credentials`, `not_authenticated`, `token_not_valid`, "
+    "`token_reused` (the whole login session is now revoked), `session_revoked`, `user_inactive`.",
+    403: "`csrf_failed`: a cookie-carried request without a matching X-CSRFToken header or allowed Origin.",
+    404: "`not_found`: no such login session among the caller's.",
+    429: "`throttled`: too many attempts; wait `Retry-After` seconds.",
+    503: "`service_unavailable` or `signing_key_unavailable`: retry after `Retry-After` seconds.",
+}
+
+
+def openapi_errors(*status_codes: int) -> dict[int | str, Any]:
+    """Describe an endpoint's JSON error answers for the schema."""
+    return {
+        code: OpenApiResponse(
+            VALIDATION_ERROR_SCHEMA if code == 400 else ERROR_SCHEMA, description=_ERROR_MEANINGS[code]
+        )
+        for code in status_codes
+    }
+
+
+TRANSPORT_PARAMETER = OpenApiParameter(
+    "X-Token-Transport",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    enum=["cookie"],
+    description="`cookie`: the refresh token goes into an HttpOnly cookie (Path=/api/token/) instead of the body, "
+    "and the body carries `csrf_token` for the X-CSRFToken header of later refresh and logout calls.",
+)
+PAIR_RESPONSE = OpenApiResponse(
+    TokenPairSerializer,
+    description="A token pair. With `X-Token-Transport: cookie`, `refresh` is absent (it is in the cookie) "
+    "and `csrf_token` is present.",
+)
+COOKIE_DESCRIPTION = (
+    " With no `refresh` in the body, the refresh cookie is used; that needs the CSRF cookie echoed in "
+    "X-CSRFToken and an allowed Origin."
+)
 
 
 class InvalidCredentials(ServiceError):
@@ -67,6 +148,13 @@ def _refresh_token_from(request: Request) -> tuple[str, bool]:
     raise TokenInvalid("No refresh token was given.", code="token_not_valid")
 
 
+@extend_schema(
+    tags=["tokens"],
+    summary="Sign in: email and password for a token pair",
+    request=CredentialsSerializer,
+    parameters=[TRANSPORT_PARAMETER],
+    responses={200: PAIR_RESPONSE, **openapi_errors(400, 401, 429, 503)},
+)
 class TokenObtainView(APIView):
     """Sign in with email and password; start a login session; return a token pair."""
 
@@ -87,6 +175,15 @@ class TokenObtainView(APIView):
         return _pair_response(request, pair)
 
 
+@extend_schema(
+    tags=["tokens"],
+    summary="Rotate a refresh token into a new pair",
+    description="Presenting an already rotated refresh token is reuse: the login session is revoked (401 "
+    "`token_reused`)." + COOKIE_DESCRIPTION,
+    request=RefreshSerializer,
+    parameters=[TRANSPORT_PARAMETER],
+    responses={200: PAIR_RESPONSE, **openapi_errors(400, 401, 403, 503)},
+)
 class TokenRefreshView(APIView):
     """Rotate a refresh token (from the body, or the cookie with CSRF) into a new pair."""
 
@@ -107,6 +204,12 @@ class TokenRefreshView(APIView):
         return _pair_response(request, pair)
 
 
+@extend_schema(
+    tags=["tokens"],
+    summary="Check a token and its login session",
+    request=VerifySerializer,
+    responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Valid: `{}`."), **openapi_errors(400, 401, 503)},
+)
 class TokenVerifyView(APIView):
     """Answer 200 for a valid access or refresh token of a live login session, else 401."""
 
@@ -127,6 +230,14 @@ class TokenVerifyView(APIView):
         return Response({})
 
 
+@extend_schema(
+    tags=["tokens"],
+    summary="Trade a signed-in browser session for a pair of the same login session",
+    description="Needs the Django session cookie and Django's CSRF check (X-CSRFToken).",
+    request=None,
+    parameters=[TRANSPORT_PARAMETER],
+    responses={200: PAIR_RESPONSE, **openapi_errors(401, 403, 503)},
+)
 class TokenFromSessionView(APIView):
     """Give a browser signed in with a Django session a pair bound to the same login session."""
 
@@ -141,6 +252,14 @@ class TokenFromSessionView(APIView):
         return _pair_response(request, pair)
 
 
+@extend_schema(
+    tags=["tokens"],
+    summary="Sign out: revoke the login session (idempotent)",
+    description="Revokes the login session of the refresh token in the body, else of the refresh cookie, else "
+    "of the caller." + COOKIE_DESCRIPTION,
+    request=RefreshSerializer,
+    responses={204: OpenApiResponse(description="Signed out."), **openapi_errors(400, 401, 403, 503)},
+)
 class LogoutView(APIView):
     """End the login session of a refresh token (body or cookie) or of the calling session."""
 
@@ -167,6 +286,15 @@ class LogoutView(APIView):
         return response
 
 
+@extend_schema(
+    tags=["tokens"],
+    summary="Sign out everywhere: revoke every login session of the caller",
+    request=None,
+    responses={
+        200: inline_serializer("LoggedOutEverywhere", {"revoked": serializers.IntegerField()}),
+        **openapi_errors(401, 403, 503),
+    },
+)
 class LogoutAllView(APIView):
     """End every login session of the calling user."""
 
@@ -179,6 +307,11 @@ class LogoutAllView(APIView):
         return response
 
 
+@extend_schema(
+    tags=["sessions"],
+    summary="List the caller's live login sessions",
+    responses={200: LoginSessionSerializer(many=True), **openapi_errors(401, 503)},
+)
 class SessionListView(APIView):
     """List the calling user's live login sessions; `current` marks the caller's own."""
 
@@ -188,6 +321,11 @@ class SessionListView(APIView):
         return Response(data)
 
 
+@extend_schema(
+    tags=["sessions"],
+    summary="Revoke one of the caller's login sessions",
+    responses={204: OpenApiResponse(description="Revoked."), **openapi_errors(401, 403, 404, 503)},
+)
 class SessionDetailView(APIView):
     """Revoke one of the calling user's login sessions."""
 
