@@ -1,7 +1,14 @@
+"""The forms of the account pages."""
+
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
+
+from .models import User, email_normalize
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -12,3 +19,70 @@ class EmailAuthenticationForm(AuthenticationForm):
         max_length=254,
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        # Emails are compared case-insensitively, so Django's "both fields may
+        # be case-sensitive" would mislead.
+        "invalid_login": "That email and password don't match an account. Check them and try again.",
+    }
+
+
+class SignupForm(forms.Form):
+    """Create an account: email, an optional name, and a password typed twice.
+
+    Django's password validators run here, so that their messages show next
+    to the password together with any other error; accounts.services.user_create
+    runs them again (and owns the email's uniqueness) when the view calls it.
+    """
+
+    email = forms.EmailField(
+        label="Email",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
+    )
+    name = forms.CharField(
+        label="Name",
+        max_length=150,
+        required=False,
+        help_text="How we greet you.",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    password1 = forms.CharField(
+        label="Password",
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+    password2 = forms.CharField(
+        label="Confirm password",
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean_password2(self) -> str:
+        password1 = self.cleaned_data.get("password1")
+        password2: str = self.cleaned_data["password2"]
+        if password1 and password1 != password2:
+            raise forms.ValidationError("The two passwords do not match.", code="password_mismatch")
+        return password2
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        password = self.cleaned_data.get("password1")
+        if password:
+            email = email_normalize(self.cleaned_data.get("email") or "")
+            candidate = User(email=email, name=self.cleaned_data.get("name") or "")
+            try:
+                password_validation.validate_password(password, user=candidate)
+            except forms.ValidationError as e:
+                self.add_error("password1", e)
+
+    def service_arguments(self) -> dict[str, Any]:
+        """Return the keyword arguments of accounts.services.user_create."""
+        return {
+            "email": self.cleaned_data["email"],
+            "password": self.cleaned_data["password1"],
+            "name": self.cleaned_data.get("name", ""),
+        }
