@@ -12,6 +12,7 @@ promoted elsewhere is trusted without waiting.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from .exceptions import KeyRingUnavailable
 from .models import SigningKey
 
 UNKNOWN_KID_RELOAD_SECONDS = 1.0
+
+logger = logging.getLogger("tokens")
 
 
 @dataclass
@@ -38,9 +41,15 @@ class LoadedKey:
     @property
     def private_key(self) -> keys.PrivateKey:
         if self._private_key is None:
-            self._private_key = keys.private_key_decrypt(
-                self.private_key_encrypted, encryption_keys=conf.key_encryption_keys()
-            )
+            try:
+                self._private_key = keys.private_key_decrypt(
+                    self.private_key_encrypted, encryption_keys=conf.key_encryption_keys()
+                )
+            except keys.KeyMaterialError as e:
+                # JWT_KEY_ENCRYPTION_KEYS lost the key this row was encrypted
+                # under: an operator's error, answered 503 (not a 500) and logged.
+                logger.error("signing key %s cannot be decrypted: %s", self.kid, e)
+                raise KeyRingUnavailable() from e
         return self._private_key
 
 

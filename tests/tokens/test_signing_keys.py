@@ -445,3 +445,19 @@ def test_keys_made_under_an_old_encryption_key_still_sign_after_a_new_one_is_put
 
     assert response.status_code == 200
     assert _me(response.json()["access"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "encryption_keys", [["a-wrong-key"], [Fernet.generate_key().decode()]], ids=["unusable", "wrong"]
+)
+def test_undecryptable_signing_key_gives_503_json_not_500(
+    settings: Any, user: Any, bootstrapped: tuple[SigningKey, SigningKey], encryption_keys: list[str]
+) -> None:
+    settings.JWT_KEY_ENCRYPTION_KEYS = encryption_keys
+    keyring.reset()
+    client = APIClient(raise_request_exception=False)
+
+    response = obtain(client)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "signing_key_unavailable"
