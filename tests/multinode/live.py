@@ -1,0 +1,142 @@
+"""Real server processes for the tests marked `live`: free ports, readiness, logs, clean stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+# The secrets of the test run (as in the Makefile), so that a server started
+# from a bare shell behaves like the suite.
+TEST_SECRETS = {
+    "SECRET_KEY": "test-secret-key-not-for-production",
+    "JWT_KEY_ENCRYPTION_KEYS": "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE=",
+}
+
+
+def free_port() -> int:
+    """Ask the kernel for a port nobody is listening on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(**overrides: str) -> dict[str, str]:
+    """The environment of the test run, made fit for a server process, plus `overrides`."""
+    env = {**os.environ}
+    for name, value in TEST_SECRETS.items():
+        env.setdefault(name, value)
+    env.update(
+        {
+            "DJANGO_READ_DOT_ENV": "0",
+            "DEBUG": "False",
+            # Cheap password hashing: these tests are about tokens and nodes.
+            "ARGON2_MEMORY_COST_KIB": "1024",
+            "ARGON2_TIME_COST": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.pop("PYTEST_CURRENT_TEST", None)
+    env.update(overrides)
+    return env
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run a management command as its own process; fail the test with its output if it fails."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float, interval: float = 0.2, what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not reached within {timeout} s")
+        time.sleep(interval)
+
+
+@dataclass
+class LiveProcess:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=15, **kwargs)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def process_start(
+    name: str, command: list[str], *, env: dict[str, str], port: int, log_dir: Path, ready_path: str
+) -> LiveProcess:
+    """Start `command`, which serves on `port`, and wait until `ready_path` answers 200."""
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+    live = LiveProcess(name=name, url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"{name} exited with {process.returncode}:\n{live.log()}")
+        try:
+            return httpx.get(live.url + ready_path, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(ready, timeout=60, what=f"{name} ready")
+    except BaseException:
+        live.stop()
+        raise
+    return live
+
+
+def auth_server_start(name: str, *, env: dict[str, str], log_dir: Path) -> LiveProcess:
+    """Start the auth server under gunicorn with the project's gunicorn.conf.py on a free port."""
+    port = free_port()
+    env = {
+        **env,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        # One worker per node: the machines running the suite are small.
+        "WEB_CONCURRENCY": env.get("WEB_CONCURRENCY", "1"),
+        "GUNICORN_GRACEFUL_TIMEOUT": "3",
+        "GUNICORN_ACCESS_LOG": str(log_dir / f"{name}.access.log"),
+    }
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "config.wsgi"]
+    return process_start(name, command, env=env, port=port, log_dir=log_dir, ready_path="/readyz")
