@@ -23,6 +23,14 @@ def _fresh_keyring() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with empty sign-in throttling counters (the cache outlives tests)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_hasher(settings: Any, request: pytest.FixtureRequest) -> None:
     """Hash with a cheap Argon2 cost in tests; tests of the hasher itself opt out."""
     if "real_hasher" in request.keywords:

@@ -2,16 +2,19 @@
 
 Services raise `ServiceError` subclasses; DRF raises its own exceptions; the
 database may fail. `api_exception_handler` turns all of them into the one
-shape, and the `handler404`/`handler500` views do the same for paths under
-/api/ that never reached DRF.
+shape, the `handler404`/`handler500` views do the same for paths under /api/
+that never reached DRF, and config.middleware.ApiErrorMiddleware uses
+`api_error_for_exception` and `api_error_for_status` for whatever is left
+(Django's DEBUG pages, errors raised in middleware, oversized bodies).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -38,19 +41,66 @@ def _first_code(codes: Any) -> str:
     return str(codes) if codes else "invalid"
 
 
+# One detail and code per status that can reach a client without a more
+# specific message (used when the body Django made is not our JSON).
+STATUS_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("Bad request.", "bad_request"),
+    401: ("Authentication credentials were not provided.", "not_authenticated"),
+    403: ("Permission denied.", "permission_denied"),
+    404: ("Not found.", "not_found"),
+    405: ("Method not allowed.", "method_not_allowed"),
+    406: ("Not acceptable.", "not_acceptable"),
+    413: ("The request body is too large.", "request_too_large"),
+    415: ("Unsupported media type.", "unsupported_media_type"),
+    429: ("Too many requests.", "throttled"),
+    500: ("Internal server error.", "server_error"),
+    503: ("The service is temporarily unavailable; try again shortly.", "service_unavailable"),
+}
+DATABASE_UNAVAILABLE = STATUS_ERRORS[503][0]
+
+
+def api_error_for_status(status_code: int) -> JsonResponse:
+    """Return the JSON error of a bare status code."""
+    detail, code = STATUS_ERRORS.get(status_code, ("Request failed.", "error" if status_code < 500 else "server_error"))
+    response = JsonResponse({"detail": detail, "code": code}, status=status_code)
+    if status_code == 503:
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+def api_error_for_exception(exc: BaseException) -> JsonResponse:
+    """Return the JSON error of an exception that escaped the API views or came from middleware."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable: %s", exc)
+        return api_error_for_status(503)
+    if isinstance(exc, RequestDataTooBig):
+        return api_error_for_status(413)
+    if isinstance(exc, Http404):
+        return api_error_for_status(404)
+    if isinstance(exc, PermissionDenied):
+        return api_error_for_status(403)
+    if isinstance(exc, SuspiciousOperation):
+        # Bad Host header, malformed cookie, too many fields: the client's fault.
+        return api_error_for_status(400)
+    logger.error("unhandled exception under the API", exc_info=exc)
+    return api_error_for_status(500)
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Translate every exception raised under DRF into the JSON error shape."""
     if isinstance(exc, ServiceError):
         return _error(exc.detail, exc.code, exc.status_code)
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc)
-        response = _error(
-            "The service is temporarily unavailable; try again shortly.",
-            "service_unavailable",
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
+        response = _error(DATABASE_UNAVAILABLE, "service_unavailable", status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         return response
+    if isinstance(exc, RequestDataTooBig):
+        return _error(STATUS_ERRORS[413][0], STATUS_ERRORS[413][1], status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, RecursionError):
+        # json.loads gives up on nesting deeper than the interpreter's
+        # recursion limit; that can only be hostile input, not a bug of ours.
+        return _error("JSON is nested too deeply.", "parse_error", status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -86,7 +136,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response.data = {"detail": str(data), "code": _first_code(getattr(exc, "get_codes", lambda: "error")())}
     wait = getattr(exc, "wait", None)
     if isinstance(exc, exceptions.Throttled) and wait is not None:
-        response.data["retry_after"] = int(wait)
+        # Round up: DRF truncates, and "Retry-After: 0" invites a retry storm.
+        seconds = max(1, math.ceil(wait))
+        response.data["retry_after"] = seconds
+        response["Retry-After"] = str(seconds)
     return response
 
 

@@ -7,6 +7,7 @@ defaults are part of the contract in DESIGN.md; `.env.example` documents each.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -71,6 +72,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
+    "config.middleware.ApiErrorMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -170,6 +173,18 @@ if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Sent on HTML pages by config.middleware; the pages have no inline scripts.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Swagger UI (/api/docs/) boots with an inline script.
+CONTENT_SECURITY_POLICY_DOCS = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Request bodies above this answer 413 (the API's JSON bodies are a few KiB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
 # --- CORS (the web app on another origin) -----------------------------------
 CORS_ALLOWED_ORIGINS: list[str] = env.list("CORS_ALLOWED_ORIGINS", default=[])
@@ -276,6 +291,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Throttling -------------------------------------------------------------
 LOGIN_RATE: str = env.str("LOGIN_RATE", default="10/min")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|m|min|h|hour|d|day)", LOGIN_RATE):
+    raise ImproperlyConfigured("LOGIN_RATE must look like 10/min (a count, then s, min, hour or day).")
 
 # --- Logging ------------------------------------------------------------------
 LOGGING = {

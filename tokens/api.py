@@ -33,6 +33,7 @@ from .serializers import (
     TokenPairSerializer,
     VerifySerializer,
 )
+from .throttling import SignInAccountThrottle, SignInAddressThrottle
 from .tokens import AccessToken, RefreshToken
 
 
@@ -160,6 +161,7 @@ class TokenObtainView(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    throttle_classes = [SignInAddressThrottle, SignInAccountThrottle]
 
     def post(self, request: Request) -> Response:
         serializer = CredentialsSerializer(data=request.data)
