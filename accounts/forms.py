@@ -68,8 +68,8 @@ class SignupForm(forms.Form):
             raise forms.ValidationError("The two passwords do not match.", code="password_mismatch")
         return password2
 
-    def _post_clean(self) -> None:
-        super()._post_clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned_data = super().clean() or {}
         password = self.cleaned_data.get("password1")
         if password:
             email = email_normalize(self.cleaned_data.get("email") or "")
@@ -78,6 +78,7 @@ class SignupForm(forms.Form):
                 password_validation.validate_password(password, user=candidate)
             except forms.ValidationError as e:
                 self.add_error("password1", e)
+        return cleaned_data
 
     def service_arguments(self) -> dict[str, Any]:
         """Return the keyword arguments of accounts.services.user_create."""
