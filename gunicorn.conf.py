@@ -48,6 +48,13 @@ limit_request_field_size = 8190
 # proxy on the same host; list the proxy's addresses otherwise. Never "*"
 # unless only the proxy can reach this port.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# Gunicorn never takes the client address from X-Forwarded-For, so behind an
+# HTTP proxy REMOTE_ADDR is the proxy's, and per-address sign-in throttling
+# would count every client together. The PROXY protocol (HAProxy
+# `send-proxy-v2`, nginx `stream { proxy_protocol on; }`) carries the real
+# address into REMOTE_ADDR; accept it only from the proxy's addresses.
+proxy_protocol = os.environ.get("GUNICORN_PROXY_PROTOCOL", "off")
+proxy_allow_ips = os.environ.get("PROXY_ALLOW_IPS", "127.0.0.1,::1")
 
 # Logs to stdout/stderr, for the process supervisor to collect. The access
 # line carries the client address as the proxy saw it, the request id a proxy
