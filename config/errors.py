@@ -97,6 +97,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return response
     if isinstance(exc, RequestDataTooBig):
         return _error(STATUS_ERRORS[413][0], STATUS_ERRORS[413][1], status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, UnicodeError):
+        # Text the client sent that cannot be encoded where it must go (a
+        # header beyond Latin-1 reaching simplejwt, for one). Real WSGI and
+        # ASGI servers decode headers as Latin-1, so this is a crafted request.
+        return _error("The request contains characters that cannot be processed.", "invalid", 400)
     if isinstance(exc, RecursionError):
         # json.loads gives up on nesting deeper than the interpreter's
         # recursion limit; that can only be hostile input, not a bug of ours.
