@@ -272,11 +272,21 @@ class LogoutView(APIView):
         serializer = RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         raw = serializer.validated_data.get("refresh")
+        from_cookie = False
         if not raw and cookies.refresh_cookie(request._request):
             cookies.cookie_request_check(request._request)
             raw = cookies.refresh_cookie(request._request)
+            from_cookie = True
         if raw:
-            services.refresh_token_logout(raw=raw)
+            try:
+                services.refresh_token_logout(raw=raw)
+            except TokenInvalid as e:
+                if not from_cookie:
+                    raise
+                # A cookie that names no session is useless: expire it too.
+                response = Response({"detail": e.detail, "code": e.code}, status=e.status_code)
+                cookies.refresh_cookie_delete(response)
+                return response
         elif request.user and request.user.is_authenticated:
             sid = request_sid(request)
             if sid:

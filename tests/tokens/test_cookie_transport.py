@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 APP = "https://app.example.com"
 EVIL = "https://evil.example.net"
-COOKIE = {"HTTP_X_TOKEN_TRANSPORT": "cookie"}
+COOKIE: dict[str, Any] = {"HTTP_X_TOKEN_TRANSPORT": "cookie"}
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +43,7 @@ def cookie_sign_in(client: APIClient, **extra: Any) -> Any:
 
 
 def cookie_post(client: APIClient, path: str, csrf: str | None, origin: str | None = APP) -> Any:
-    headers: dict[str, str] = {}
+    headers: dict[str, Any] = {}
     if csrf is not None:
         headers["HTTP_X_CSRFTOKEN"] = csrf
     if origin is not None:
@@ -206,6 +206,22 @@ def test_cookie_logout_revokes_the_session_and_expires_the_cookie(browser_client
     assert login_session.revoke_reason == LoginSession.RevokeReason.LOGOUT
     bearer = APIClient(HTTP_AUTHORIZATION=f"Bearer {body['access']}")
     assert bearer.get("/api/me/").status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/api/token/logout/", "/api/token/refresh/"])
+def test_an_unusable_refresh_cookie_is_expired_not_left_behind(browser_client: APIClient, user: Any, path: str) -> None:
+    # Bug: logout answered 401 for a cookie it could not read (garbage, a
+    # revoked signing key) and left it in the browser, where every later
+    # refresh or logout would send it again.
+    csrf = cookie_sign_in(browser_client).json()["csrf_token"]
+    browser_client.cookies["refresh_token"] = "not.a.token"
+    response = cookie_post(browser_client, path, csrf)
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+    expired = response.cookies["refresh_token"]
+    assert expired.value == ""
+    assert expired["max-age"] == 0
+    assert expired["path"] == "/api/token/"
 
 
 # -- CORS -------------------------------------------------------------------------------------
