@@ -224,7 +224,7 @@ def test_blacklisting_an_already_blacklisted_token_changes_nothing(root_client, 
 
 def test_blacklisted_tokens_are_read_only(root_client, user):
     session = family_make(user, revoked=True)
-    row = BlacklistedToken.objects.filter(login_session=session).first()
+    row = BlacklistedToken.objects.filter(login_session=session).earliest("created_at")
     base = CHANGELISTS["blacklisted tokens"]
     assert root_client.get(f"{base}add/").status_code == 403
     assert root_client.get(f"{base}{row.pk}/delete/").status_code == 403
@@ -333,7 +333,7 @@ def test_no_token_session_key_or_private_key_on_any_admin_page(root_client, api_
         f"/admin/tokens/blacklistedtoken/{row.pk}/change/",
         f"/admin/tokens/loginsession/{row.login_session_id}/change/",
         f"/admin/tokens/loginsession/{carried.sid}/change/",
-        f"/admin/tokens/authevent/{AuthEvent.objects.first().pk}/change/",
+        f"/admin/tokens/authevent/{AuthEvent.objects.earliest('created_at').pk}/change/",
         f"/admin/accounts/user/{user.pk}/change/",
         "/admin/accounts/user/",
     ]
