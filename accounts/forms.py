@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, SetPasswordForm
 
 from .models import User, email_normalize
 
@@ -87,3 +87,35 @@ class SignupForm(forms.Form):
             "password": self.cleaned_data["password1"],
             "name": self.cleaned_data.get("name", ""),
         }
+
+
+class NewPasswordErrorsMixin:
+    """Show the password validators' messages under the new password, not under its confirmation."""
+
+    cleaned_data: dict[str, Any]
+
+    def validate_password_for_user(self, user: Any, password_field_name: str = "password2") -> None:  # noqa: S107
+        # Django checks the confirmation once both fields match; the person
+        # reads the complaint where they typed the password first.
+        if password_field_name == "new_password2" and self.cleaned_data.get("new_password2"):
+            password_field_name = "new_password1"
+        super().validate_password_for_user(user, password_field_name)  # type: ignore[misc]
+
+
+class AccountSetPasswordForm(NewPasswordErrorsMixin, SetPasswordForm):
+    """Django's set-password form (password reset), with the errors where they belong."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["new_password2"].label = "Confirm new password"
+        self.fields["new_password2"].help_text = ""
+
+
+class AccountPasswordChangeForm(NewPasswordErrorsMixin, PasswordChangeForm):
+    """Django's password change form, with the errors where they belong."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["old_password"].label = "Current password"
+        self.fields["new_password2"].label = "Confirm new password"
+        self.fields["new_password2"].help_text = ""

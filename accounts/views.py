@@ -34,7 +34,7 @@ from tokens.throttling import SignInThrottleMixin
 
 from . import services
 from .browser import browser_session_keep
-from .forms import EmailAuthenticationForm, SignupForm
+from .forms import AccountPasswordChangeForm, AccountSetPasswordForm, EmailAuthenticationForm, SignupForm
 
 
 class LoginView(SignInThrottleMixin, auth_views.LoginView):
@@ -183,6 +183,7 @@ def logout_all(request: HttpRequest) -> HttpResponse:
 class PasswordChangeView(auth_views.PasswordChangeView):
     """Change the password, end every other login session, keep this browser signed in."""
 
+    form_class = AccountPasswordChangeForm
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:profile")
 
@@ -212,6 +213,7 @@ class PasswordResetDoneView(auth_views.PasswordResetDoneView):
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     """Set a new password from an emailed link; every login session of the account ends."""
 
+    form_class = AccountSetPasswordForm
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
 

@@ -374,7 +374,7 @@ def test_password_change_ends_every_other_session_but_keeps_this_browser(
             "old_password",
             "incorrect",
         ),
-        ({"old_password": PASSWORD, "new_password1": "short", "new_password2": "short"}, "new_password2", "too short"),
+        ({"old_password": PASSWORD, "new_password1": "short", "new_password2": "short"}, "new_password1", "too short"),
         ({"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": "other"}, "new_password2", "didn"),
     ],
     ids=["wrong-old", "weak", "mismatch"],
@@ -440,6 +440,24 @@ def test_password_reset_weak_password_error_sits_next_to_its_field(client: Clien
     client.post("/accounts/password/reset/", {"email": "ada@example.com"})
     form_page = client.get(_reset_link(), follow=True)
     response = client.post(form_page.redirect_chain[-1][0], {"new_password1": "short", "new_password2": "short"})
-    assert "too short" in field_errors(response, "new_password2")
+    assert "too short" in field_errors(response, "new_password1")
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
+
+
+# -- error pages ----------------------------------------------------------------------------
+
+
+def test_missing_page_is_a_styled_404(client: Client, db: None) -> None:
+    response = client.get("/accounts/nowhere/")
+    assert response.status_code == 404
+    assert "Page not found" in response.content.decode()
+    assert "/static/css/site.css" in response.content.decode()
+
+
+def test_stale_form_is_a_styled_403_that_changes_nothing(user: Any) -> None:
+    client = browser(enforce_csrf_checks=True)
+    response = client.post("/accounts/login/", {"username": "ada@example.com", "password": PASSWORD})
+    assert response.status_code == 403
+    assert "Please try again" in response.content.decode()
+    assert not LoginSession.objects.exists()
