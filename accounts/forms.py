@@ -114,6 +114,11 @@ class AccountSetPasswordForm(NewPasswordErrorsMixin, SetPasswordForm):
 class AccountPasswordChangeForm(NewPasswordErrorsMixin, PasswordChangeForm):
     """Django's password change form, with the errors where they belong."""
 
+    error_messages = {
+        **PasswordChangeForm.error_messages,
+        "password_incorrect": "That is not your current password. Please enter it again.",
+    }
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["old_password"].label = "Current password"

@@ -372,7 +372,7 @@ def test_password_change_ends_every_other_session_but_keeps_this_browser(
         (
             {"old_password": "wrong", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
             "old_password",
-            "incorrect",
+            "not your current password",
         ),
         ({"old_password": PASSWORD, "new_password1": "short", "new_password2": "short"}, "new_password1", "too short"),
         ({"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": "other"}, "new_password2", "didn"),
