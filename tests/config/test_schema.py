@@ -188,3 +188,48 @@ def test_swagger_ui_uses_only_assets_of_this_server(client: Any) -> None:
         assert response.status_code == 200, url
         if url.endswith(".js"):
             assert b"".join(response.streaming_content if response.streaming else [response.content])
+
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def _collect_errors(message: Any, errors: list[str]) -> None:
+    if message.type == "error":
+        errors.append(message.text)
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_swagger_ui_renders_in_a_browser_without_any_outside_request(tmp_path: Path) -> None:
+    """Headless Chromium loads /api/docs/ from a real server: every request stays on it, no CSP error."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian package `chromium`).")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed")
+    from tests.multinode.live import auth_server_start, manage, server_env
+
+    env = server_env(DATABASE_URL=f"sqlite:///{tmp_path / 'docs.sqlite3'}", CACHE_URL="locmemcache://")
+    manage("migrate", "--no-input", env=env)
+    server = auth_server_start("docs", env=env, log_dir=tmp_path)
+    requested: list[str] = []
+    console_errors: list[str] = []
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-quic"], headless=True
+            )
+            try:
+                page = browser.new_page()
+                page.on("request", lambda request: requested.append(request.url))
+                page.on("console", lambda message: _collect_errors(message, console_errors))
+                page.goto(f"{server.url}/api/docs/")
+                page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+                paths = page.locator(".opblock-summary-path").all_inner_texts()
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+    assert "/api/token/" in [p.strip() for p in paths]
+    outside = [url for url in requested if not url.startswith((server.url + "/", "data:", "blob:"))]
+    assert outside == []
+    assert f"{server.url}/api/schema/" in requested
+    assert console_errors == []
