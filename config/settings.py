@@ -119,8 +119,11 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # Persistent connections with a health check: a worker keeps its
     # connection between requests and replaces it after the database restarts.
+    # The check is a `SELECT 1` round trip before each request's first query;
+    # DATABASE_CONN_HEALTH_CHECKS=False saves it, and a connection broken by a
+    # restart then fails one request (503) before Django replaces it.
     _db.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=600))
-    _db.setdefault("CONN_HEALTH_CHECKS", True)
+    _db.setdefault("CONN_HEALTH_CHECKS", env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True))
     _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -142,6 +145,14 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
+# `pbkdf2` puts Django's default PBKDF2 first: new passwords get PBKDF2 hashes
+# and existing PBKDF2 hashes are not upgraded on sign-in. Only the benchmark
+# uses it, to compare sign-in cost against Argon2id; production keeps argon2.
+PASSWORD_HASHER: str = env.str("PASSWORD_HASHER", default="argon2")
+if PASSWORD_HASHER == "pbkdf2":
+    PASSWORD_HASHERS.insert(0, PASSWORD_HASHERS.pop(1))
+elif PASSWORD_HASHER != "argon2":
+    raise ImproperlyConfigured("PASSWORD_HASHER must be argon2 or pbkdf2.")
 # Argon2id cost. The defaults are OWASP's first recommended set (19 MiB,
 # two passes, one lane); raise them on bigger machines.
 ARGON2_MEMORY_COST_KIB: int = env.int("ARGON2_MEMORY_COST_KIB", default=19 * 1024)
