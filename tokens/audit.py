@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from . import clock
@@ -13,6 +14,24 @@ from .models import AuthEvent
 logger = logging.getLogger("audit")
 
 Kind = AuthEvent.Kind
+
+
+def _log(event: AuthEvent) -> None:
+    logger.info(
+        json.dumps(
+            {
+                "event": event.kind,
+                "user": event.user_id,
+                "actor": event.actor_id,
+                "email": event.email or None,
+                "sid": str(event.sid) if event.sid else None,
+                "ip": event.ip,
+                **event.data,
+            },
+            default=str,
+            separators=(",", ":"),
+        )
+    )
 
 
 def auth_event_record(
@@ -38,19 +57,13 @@ def auth_event_record(
         user_agent=user_agent[:300],
         data=data or {},
     )
-    logger.info(
-        json.dumps(
-            {
-                "event": kind,
-                "user": user_id,
-                "actor": actor_id,
-                "email": email[:254] or None,
-                "sid": str(sid) if sid else None,
-                "ip": ip,
-                **(data or {}),
-            },
-            default=str,
-            separators=(",", ":"),
-        )
-    )
+    _log(event)
     return event
+
+
+def auth_events_record(events: Iterable[AuthEvent]) -> list[AuthEvent]:
+    """Record many events of one bulk action in one INSERT, each with its own log line."""
+    created = AuthEvent.objects.bulk_create(list(events))
+    for event in created:
+        _log(event)
+    return created

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from . import clock, conf
-from .audit import auth_event_record
+from .audit import auth_event_record, auth_events_record
 from .exceptions import SessionRevoked, TokenInvalid, TokenReused, UserInactive
 from .models import AuthEvent, LoginSession, OutstandingToken
 from .tokens import AccessToken, RefreshToken
@@ -101,7 +101,7 @@ def login_sessions_revoke(*, queryset: QuerySet[LoginSession], reason: str, acto
         OutstandingToken.objects.filter(login_session_id__in=sids, blacklisted_at__isnull=True).update(
             blacklisted_at=now, blacklist_reason=OutstandingToken.BlacklistReason.REVOKED
         )
-        AuthEvent.objects.bulk_create(
+        auth_events_record(
             AuthEvent(
                 created_at=now,
                 kind=AuthEvent.Kind.SESSION_REVOKED,
@@ -300,7 +300,7 @@ def outstanding_tokens_blacklist(*, queryset: QuerySet[OutstandingToken], actor_
         OutstandingToken.objects.filter(jti__in=[jti for jti, _, _ in rows], blacklisted_at__isnull=True).update(
             blacklisted_at=now, blacklist_reason=OutstandingToken.BlacklistReason.ADMIN
         )
-        AuthEvent.objects.bulk_create(
+        auth_events_record(
             AuthEvent(
                 created_at=now,
                 kind=AuthEvent.Kind.TOKEN_BLACKLISTED,
