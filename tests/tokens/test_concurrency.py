@@ -8,6 +8,7 @@ them. PostgreSQL only: that is where the locking is real and matters.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 
 import pytest
@@ -71,7 +72,7 @@ def test_twenty_concurrent_refreshes_of_one_token_give_exactly_one_success(user,
     assert statuses[401] == CLIENTS - 1, statuses
     assert {code for status, code in results if status == 401} == {"token_reused"}
     # The losers proved someone else holds the token: the family is revoked.
-    sid = RefreshToken(pair["refresh"]).sid
+    sid = uuid.UUID(RefreshToken(pair["refresh"]).sid)
     assert LoginSession.objects.get(sid=sid).revoke_reason == LoginSession.RevokeReason.TOKEN_REUSED
     assert OutstandingToken.objects.filter(login_session_id=sid).count() == 2
     assert not OutstandingToken.objects.filter(login_session_id=sid, blacklisted_at__isnull=True).exists()
@@ -84,7 +85,7 @@ def test_concurrent_refreshes_inside_the_grace_window_all_succeed_without_revoki
     results = run_at_once(8, lambda i: refresh_status(pair["refresh"]))
 
     assert [status for status, _ in results] == [200] * 8
-    sid = RefreshToken(pair["refresh"]).sid
+    sid = uuid.UUID(RefreshToken(pair["refresh"]).sid)
     assert LoginSession.objects.get(sid=sid).revoked_at is None
 
 
@@ -112,6 +113,6 @@ def test_concurrent_refresh_and_logout_leave_the_session_revoked(user):
     results = run_at_once(6, work)
 
     assert all(status in (200, 204, 401) for status in results)
-    sid = RefreshToken(pair["refresh"]).sid
+    sid = uuid.UUID(RefreshToken(pair["refresh"]).sid)
     assert LoginSession.objects.get(sid=sid).revoked_at is not None
     assert not OutstandingToken.objects.filter(login_session_id=sid, blacklisted_at__isnull=True).exists()

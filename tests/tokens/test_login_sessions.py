@@ -76,7 +76,7 @@ def test_reuse_of_a_rotated_token_revokes_the_whole_family(api_client, tokens):
 
     assert replay.status_code == 401
     assert replay.json()["code"] == "token_reused"
-    sid = RefreshToken(tokens["refresh"]).sid
+    sid = uuid.UUID(RefreshToken(tokens["refresh"]).sid)
     session = LoginSession.objects.get(sid=sid)
     assert session.revoked_at is not None
     assert session.revoke_reason == LoginSession.RevokeReason.TOKEN_REUSED
