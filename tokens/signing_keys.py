@@ -63,6 +63,23 @@ def _ring_changed() -> None:
     transaction.on_commit(keyring.invalidate)
 
 
+def _key_changes_serialise() -> None:
+    """Wait until no other rotation, revocation or import is in flight (inside a transaction).
+
+    Every key change locks the `next` and `current` rows here first, in one
+    order, so that two changes queue instead of deadlocking. The caller must
+    read the keys again afterwards: on PostgreSQL a locking read that had to
+    wait still answers from the snapshot it started with, so it would miss
+    the `next` key the other change just made, and make a second one.
+    """
+    list(
+        SigningKey.objects.select_for_update()
+        .filter(state__in=[State.NEXT, State.CURRENT])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def signing_key_bootstrap() -> None:
     """Make a current and a next key if there is no current key (first use, migrate)."""
     if SigningKey.objects.filter(state=State.CURRENT).exists():
@@ -96,6 +113,7 @@ def signing_key_rotate(*, algorithm: str | None = None, force: bool = False, act
     algorithm = _algorithm_check(algorithm)
     now = clock.now()
     with transaction.atomic():
+        _key_changes_serialise()
         locked = {
             k.state: k for k in SigningKey.objects.select_for_update().filter(state__in=[State.NEXT, State.CURRENT])
         }
@@ -145,6 +163,7 @@ def signing_key_revoke(*, kid: str, actor_id: Any = None) -> SigningKey:
     """Revoke a key at once; if it was current, the next key (or a new one) takes over."""
     now = clock.now()
     with transaction.atomic():
+        _key_changes_serialise()
         try:
             key = SigningKey.objects.select_for_update().get(kid=kid)
         except SigningKey.DoesNotExist as e:
@@ -189,6 +208,7 @@ def signing_key_import(*, pem: bytes, algorithm: str | None = None, actor_id: An
         raise SigningKeyError(str(e)) from e
     now = clock.now()
     with transaction.atomic():
+        _key_changes_serialise()
         # The replaced next key never signed anything, so retiring it loses nothing.
         SigningKey.objects.select_for_update().filter(state=State.NEXT).update(
             state=State.RETIRED, retired_at=now, updated_at=now

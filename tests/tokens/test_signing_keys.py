@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from rest_framework.test import APIClient
 
 from conftest import obtain
@@ -461,3 +462,85 @@ def test_undecryptable_signing_key_gives_503_json_not_500(
 
     assert response.status_code == 503
     assert response.json()["code"] == "signing_key_unavailable"
+
+
+# -- concurrent operators (PostgreSQL row locks) ------------------------------------
+
+
+def _postgres_only() -> pytest.MarkDecorator:
+    from django.db import connection
+
+    return pytest.mark.skipif(connection.vendor != "postgresql", reason="row locking is tested on PostgreSQL")
+
+
+def _at_once(*calls: Any) -> list[Any]:
+    """Run each call in its own thread and connection, released together; return results or errors."""
+    import threading
+
+    from django.db import connections
+
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int, call: Any) -> None:
+        try:
+            barrier.wait()
+            results[index] = call()
+        except Exception as e:  # noqa: BLE001 - the test inspects whatever happened
+            results[index] = e
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.postgres
+@_postgres_only()
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("force", [True, False])
+def test_two_rotations_at_once_never_break_the_key_ring(force: bool) -> None:
+    SigningKey.objects.all().delete()
+    signing_keys.signing_key_bootstrap()
+    if not force:
+        SigningKey.objects.update(created_at=F("created_at") - timedelta(seconds=conf.jwks_max_age()))
+
+    results = _at_once(
+        lambda: signing_keys.signing_key_rotate(force=force), lambda: signing_keys.signing_key_rotate(force=force)
+    )
+
+    errors = [r for r in results if isinstance(r, Exception)]
+    # Each rotation either happens whole or is refused with an operator's message.
+    assert all(isinstance(e, SigningKeyError) for e in errors), errors
+    states = sorted(_states().values())
+    rotations = len(results) - len(errors)
+    assert rotations >= 1
+    assert states == ["current", "next"] + ["previous"] * rotations
+
+
+@pytest.mark.postgres
+@_postgres_only()
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("other", ["revoke-current", "revoke-next", "import"])
+def test_a_rotation_and_another_key_change_at_once_never_break_the_key_ring(other: str) -> None:
+    SigningKey.objects.all().delete()
+    signing_keys.signing_key_bootstrap()
+    current, upcoming = _one(State.CURRENT), _one(State.NEXT)
+    pem = _pem(ec.generate_private_key(ec.SECP256R1()))
+    calls = {
+        "revoke-current": lambda: signing_keys.signing_key_revoke(kid=current.kid),
+        "revoke-next": lambda: signing_keys.signing_key_revoke(kid=upcoming.kid),
+        "import": lambda: signing_keys.signing_key_import(pem=pem),
+    }
+
+    results = _at_once(lambda: signing_keys.signing_key_rotate(force=True), calls[other])
+
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert all(isinstance(e, SigningKeyError) for e in errors), errors
+    states = list(_states().values())
+    assert states.count(State.CURRENT) == 1
+    assert states.count(State.NEXT) == 1
