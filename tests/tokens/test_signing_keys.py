@@ -544,3 +544,42 @@ def test_a_rotation_and_another_key_change_at_once_never_break_the_key_ring(othe
     states = list(_states().values())
     assert states.count(State.CURRENT) == 1
     assert states.count(State.NEXT) == 1
+
+
+# -- the in-memory key ring ------------------------------------------------------
+
+
+def test_a_warm_ring_verifies_and_signs_without_a_query(
+    user: Any, api_client: APIClient, django_assert_num_queries: Any
+) -> None:
+    from tokens.tokens import AccessToken
+
+    access = obtain(api_client).json()["access"]
+
+    with django_assert_num_queries(0):
+        for _ in range(3):
+            assert AccessToken(access)["token_type"] == "access"
+            keyring.current()
+
+
+def test_an_unknown_kid_rereads_the_ring_once(
+    bootstrapped: tuple[SigningKey, SigningKey], django_assert_num_queries: Any
+) -> None:
+    keyring.current()
+    # A key made by another process, which this process was never told about.
+    private = keys.private_key_generate("RS256")
+    kid = keys.jwk_thumbprint(private.public_key())
+    SigningKey.objects.filter(state=State.NEXT).update(state=State.RETIRED)
+    SigningKey.objects.create(
+        kid=kid,
+        algorithm="RS256",
+        public_key=keys.public_key_pem(private),
+        private_key_encrypted=keys.private_key_encrypt(private, encryption_keys=conf.key_encryption_keys()),
+        state=State.NEXT,
+        created_at=bootstrapped[0].created_at,
+    )
+
+    with django_assert_num_queries(1):
+        found = keyring.verifying(kid)
+
+    assert found is not None and found.state == State.NEXT
