@@ -18,6 +18,8 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Suspicio
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -27,6 +29,10 @@ from .exceptions import ServiceError
 logger = logging.getLogger(__name__)
 
 DATABASE_RETRY_AFTER_SECONDS = 5
+# What a shared Redis cache raises when it cannot be reached. Sign-in counts
+# its attempts there, and without the counters it fails closed: 503, like a
+# database outage, rather than sign-ins with no limit.
+CACHE_UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
 def _error(detail: Any, code: str, status_code: int, **extra: Any) -> Response:
@@ -73,6 +79,9 @@ def api_error_for_exception(exc: BaseException) -> JsonResponse:
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc)
         return api_error_for_status(503)
+    if isinstance(exc, CACHE_UNAVAILABLE_ERRORS):
+        logger.warning("cache unavailable: %s", exc)
+        return api_error_for_status(503)
     if isinstance(exc, RequestDataTooBig):
         return api_error_for_status(413)
     if isinstance(exc, Http404):
@@ -90,8 +99,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     """Translate every exception raised under DRF into the JSON error shape."""
     if isinstance(exc, ServiceError):
         return _error(exc.detail, exc.code, exc.status_code)
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        logger.warning("database unavailable: %s", exc)
+    if isinstance(exc, (OperationalError, InterfaceError, *CACHE_UNAVAILABLE_ERRORS)):
+        logger.warning("%s unavailable: %s", "database" if isinstance(exc, DatabaseError) else "cache", exc)
         response = _error(DATABASE_UNAVAILABLE, "service_unavailable", status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         return response

@@ -21,11 +21,6 @@ UNREACHABLE_REDIS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: a cache outage during sign-in is a 500 today; config/errors.py should translate "
-    "the cache client's connection error into 503 + Retry-After, as it does for the database",
-)
 def test_sign_in_with_the_shared_cache_down_is_a_503_json(settings: Any, user: Any) -> None:
     settings.CACHES = UNREACHABLE_REDIS
     response = obtain(APIClient(raise_request_exception=False))
