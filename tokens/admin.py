@@ -216,7 +216,7 @@ class LoginSessionAdmin(ScaleAdminMixin, ReadOnlyFieldsMixin, admin.ModelAdmin):
         # The Django session key is a bearer secret for the browser: never shown.
         return [f for f in super().get_readonly_fields(request, obj) if f != "session_key"]
 
-    @admin.display(description="user", ordering="user__email")
+    @admin.display(description="user")
     def user_email(self, obj: LoginSession) -> str:
         return _user_link(obj.user_id, obj.user.email)
 
