@@ -122,6 +122,7 @@ def webapp_origin() -> Iterator[str]:
 class LiveServer:
     url: str
     env: dict[str, str]
+    log: Path  # the server's output, console emails included
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -163,6 +164,7 @@ def live_server_process(
         "ARGON2_MEMORY_COST_KIB": "1024",
         "ARGON2_TIME_COST": "1",
         "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+        "PYTHONUNBUFFERED": "1",
     }
     env.setdefault("SECRET_KEY", "browser-test-secret-key-not-for-production")
     env.setdefault("JWT_KEY_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE=")
@@ -179,7 +181,7 @@ def live_server_process(
         )
     try:
         _wait_until_up(url, process, log)
-        yield LiveServer(url=url, env=env)
+        yield LiveServer(url=url, env=env, log=log)
     finally:
         process.terminate()
         try:

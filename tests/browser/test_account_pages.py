@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -152,14 +153,43 @@ def test_password_change_signs_out_the_other_browser_only(
     sign_in(other, base, email, password=new_password)
 
 
-def test_password_reset_page(live_server_process: Any, new_context: Any, screenshot_dir: Path | None) -> None:
+def reset_link_from_console_email(log: Path, email: str) -> str:
+    """Find the link of the last reset email to `email` in the server's console output."""
+    text = log.read_text(errors="replace")
+    start = text.rindex(f"To: {email}")
+    match = re.search(r"http://\S+/accounts/password/reset/\S+/\S+/", text[start:])
+    assert match, text[start:]
+    return match.group(0)
+
+
+def test_password_reset_by_email_signs_out_everywhere(
+    live_server_process: Any, new_context: Any, unique_email: Any, screenshot_dir: Path | None
+) -> None:
     base = live_server_process.url
+    email = unique_email("reset")
+    signed_in = new_context(**DESKTOP).new_page()
+    sign_up(signed_in, base, email)
+    signed_in.wait_for_url(f"{base}/accounts/")
+
     page = new_context(**PHONE).new_page()
     page.goto(f"{base}/accounts/login/")
     page.click("text=Forgot your password?")
     page.wait_for_url(f"{base}/accounts/password/reset/")
     snap(page, screenshot_dir, "password-reset-phone")
-    page.fill("#id_email", "nobody@example.com")
+    page.fill("#id_email", email)
     page.click("button[type=submit].primary")
     page.wait_for_url(f"{base}/accounts/password/reset/sent/")
     assert page.locator("h1").inner_text() == "Check your email"
+
+    page.goto(reset_link_from_console_email(live_server_process.log, email))
+    assert page.locator("h1").inner_text() == "Choose a new password"
+    new_password = "reset to a fresh passphrase 9"
+    page.fill("#id_new_password1", new_password)
+    page.fill("#id_new_password2", new_password)
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"{base}/accounts/password/reset/done/")
+    snap(page, screenshot_dir, "password-reset-complete-phone")
+
+    signed_in.goto(f"{base}/accounts/")
+    assert signed_in.url.startswith(f"{base}/accounts/login/")
+    sign_in(page, base, email, password=new_password)
