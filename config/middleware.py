@@ -93,9 +93,10 @@ class ApiErrorMiddleware:
         shaped = (
             api_error_for_exception(exception) if exception is not None else api_error_for_status(response.status_code)
         )
-        for header in KEPT_HEADERS:
-            if header in response and header not in shaped:
-                shaped[header] = response[header]
+        for header, value in response.items():
+            # CORS headers too, or a web app on another origin cannot read the error.
+            if (header in KEPT_HEADERS or header.lower().startswith("access-control-")) and header not in shaped:
+                shaped[header] = value
         for cookie in response.cookies.values():
             shaped.cookies[cookie.key] = cookie
         return shaped

@@ -38,8 +38,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -48,12 +50,18 @@ from django.template import Context, Engine
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from config.errors import CACHE_UNAVAILABLE_ERRORS
+
 from . import clock
 from .audit import auth_event_record
 from .models import AuthEvent
 from .requests import client_info
 
 THROTTLED_MESSAGE = "Too many sign-in attempts. Try again in {seconds} seconds."
+UNAVAILABLE_MESSAGE = "Signing in is unavailable for a moment. Try again in {seconds} seconds."
+CACHE_UNAVAILABLE_RETRY_AFTER = 5
+
+logger = logging.getLogger(__name__)
 
 
 def _clock_seconds() -> float:
@@ -158,29 +166,50 @@ class SignInAccountThrottle(_SignInThrottle):
 SIGN_IN_THROTTLES: tuple[type[_SignInThrottle], ...] = (SignInAddressThrottle, SignInAccountThrottle)
 
 
-def sign_in_attempt_wait(request: HttpRequest) -> int | None:
-    """Count one sign-in attempt of a Django request; return seconds to wait if over the rate."""
+@dataclass(frozen=True)
+class SignInRefusal:
+    """Why a sign-in page refuses an attempt, for how long, and with which status."""
+
+    wait: int
+    message: str
+    status: int = 429
+
+
+def sign_in_attempt_refusal(request: HttpRequest) -> SignInRefusal | None:
+    """Count one sign-in attempt of a Django request; say why it is refused, if it is.
+
+    With the shared cache unreachable the attempt cannot be counted, so it is
+    refused (fail closed, 503) rather than let through unlimited; the API does
+    the same through config.errors.
+    """
     waits = []
-    for throttle_class in SIGN_IN_THROTTLES:
-        throttle = throttle_class()
-        if not throttle.allow_request(request, None):
-            waits.append(throttle.retry_after())
-    return max(waits) if waits else None
+    try:
+        for throttle_class in SIGN_IN_THROTTLES:
+            throttle = throttle_class()
+            if not throttle.allow_request(request, None):
+                waits.append(throttle.retry_after())
+    except CACHE_UNAVAILABLE_ERRORS:
+        logger.warning("sign-in refused: the cache that counts attempts is unreachable")
+        wait = CACHE_UNAVAILABLE_RETRY_AFTER
+        return SignInRefusal(wait, UNAVAILABLE_MESSAGE.format(seconds=wait), status=503)
+    if not waits:
+        return None
+    return SignInRefusal(max(waits), THROTTLED_MESSAGE.format(seconds=max(waits)))
 
 
 _THROTTLED_PAGE = Engine().from_string(
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-    "<title>Too many sign-in attempts</title></head>"
-    '<body><main><h1>Too many sign-in attempts</h1><p role="alert">{{ message }}</p>'
+    "<title>Sign-in refused</title></head>"
+    '<body><main><h1>Sign-in refused</h1><p role="alert">{{ message }}</p>'
     '<p><a href="{{ path }}">Back to sign in</a></p></main></body></html>\n'
 )
 
 
-def throttled_page(request: HttpRequest, wait: int) -> HttpResponse:
-    """Answer a throttled sign-in page with 429, Retry-After and the message."""
-    html = _THROTTLED_PAGE.render(Context({"message": THROTTLED_MESSAGE.format(seconds=wait), "path": request.path}))
-    response = HttpResponse(html, status=429, content_type="text/html; charset=utf-8")
-    response["Retry-After"] = str(wait)
+def throttled_page(request: HttpRequest, refusal: SignInRefusal) -> HttpResponse:
+    """Answer a refused sign-in page with its status, Retry-After and the message."""
+    html = _THROTTLED_PAGE.render(Context({"message": refusal.message, "path": request.path}))
+    response = HttpResponse(html, status=refusal.status, content_type="text/html; charset=utf-8")
+    response["Retry-After"] = str(refusal.wait)
     return response
 
 
@@ -190,9 +219,9 @@ def sign_in_throttled(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method == "POST":
-            wait = sign_in_attempt_wait(request)
-            if wait is not None:
-                return throttled_page(request, wait)
+            refusal = sign_in_attempt_refusal(request)
+            if refusal is not None:
+                return throttled_page(request, refusal)
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -209,14 +238,14 @@ class SignInThrottleMixin:
     request: HttpRequest
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        wait = sign_in_attempt_wait(request)
-        if wait is None:
+        refusal = sign_in_attempt_refusal(request)
+        if refusal is None:
             return super().post(request, *args, **kwargs)  # type: ignore[misc]
         view: Any = self
         form = view.get_form_class()(request, initial={"username": request.POST.get("username", "")[:254]})
         form.full_clean()  # unbound: validates nothing, just starts an empty error list
         form.cleaned_data = {}
-        form.add_error(None, THROTTLED_MESSAGE.format(seconds=wait))
-        response = view.render_to_response(view.get_context_data(form=form), status=429)
-        response["Retry-After"] = str(wait)
+        form.add_error(None, refusal.message)
+        response = view.render_to_response(view.get_context_data(form=form), status=refusal.status)
+        response["Retry-After"] = str(refusal.wait)
         return response

@@ -191,3 +191,18 @@ def test_hostile_request_gets_a_json_4xx_and_changes_nothing(case, debug, settin
     assert isinstance(body["code"], str) and body["code"]
     assert "Traceback" not in response.content.decode("utf-8", "replace")
     assert _snapshot() == before
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_reshaped_errors_keep_cors_and_allow_headers(client, settings, debug):
+    settings.DEBUG = debug
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example"]
+    response = client.get("/api/nothing-here/", HTTP_ORIGIN="https://app.example")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert response["Access-Control-Allow-Origin"] == "https://app.example"
+    response = client.post("/.well-known/jwks.json", HTTP_ORIGIN="https://app.example")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert response["Allow"] == "GET"
+    assert response["Access-Control-Allow-Origin"] == "https://app.example"

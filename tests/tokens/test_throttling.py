@@ -226,7 +226,8 @@ from django.test import RequestFactory
 import tokens.throttling as t
 t.auth_event_record = lambda **kwargs: None  # this process has no tables; only the counter matters here
 request = RequestFactory().post("/api/token/", {"username": "x@example.com"}, REMOTE_ADDR=sys.argv[1])
-print(json.dumps(t.sign_in_attempt_wait(request)))
+refusal = t.sign_in_attempt_refusal(request)
+print(json.dumps(refusal and refusal.wait))
 """
 
 
@@ -280,3 +281,18 @@ def test_workers_count_together_through_a_redis_cache(settings, user):
         keys = list(connection.scan_iter(match=f"{prefix}:*"))
         if keys:
             connection.delete(*keys)
+
+
+UNREACHABLE_REDIS = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+}
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/"])
+def test_pages_refuse_sign_in_with_503_when_the_cache_is_down(client, settings, staff_user, path):
+    settings.CACHES = UNREACHABLE_REDIS
+    response = client.post(path, {"username": "staff@example.com", "password": PASSWORD})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "Signing in is unavailable for a moment" in response.content.decode()
+    assert "_auth_user_id" not in client.session
