@@ -66,7 +66,11 @@ class ApiErrorMiddleware:
         """Shape an exception that a non-DRF view under /api/ raised."""
         if not is_api_path(request.path):
             return None
-        return api_error_for_exception(exception)
+        response = api_error_for_exception(exception)
+        if response.status_code == 500:
+            # A real bug: tell error reporters (and the test client) as Django would.
+            got_request_exception.send(sender=None, request=request)
+        return response
 
     def _refuse_early(self, request: HttpRequest) -> HttpResponse | None:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
