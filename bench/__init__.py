@@ -1,0 +1,1 @@
+"""Load benchmark: an asyncio load generator and a runner that drives gunicorn on PostgreSQL."""
