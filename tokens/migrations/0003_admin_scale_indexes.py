@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='outstandingtoken',
-            index=models.Index(condition=models.Q(('blacklisted_at__isnull', True)), fields=['-created_at'], name='outstanding_unused_created'),
+            index=models.Index(condition=models.Q(('blacklisted_at__isnull', True)), fields=['-created_at', 'expires_at'], name='outstanding_unused_created'),
         ),
         migrations.AddIndex(
             model_name='outstandingtoken',
