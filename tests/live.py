@@ -1,7 +1,9 @@
 """A real server process for live tests: `with running_server() as server: ...`.
 
 The server is `manage.py runserver --noreload` on a free port, over a fresh
-SQLite database that the helper migrates first, with the environment of the
+database that the helper migrates first: a temporary SQLite file, or, when
+the test run itself uses PostgreSQL, a database named after the run's own
+with a `_live` suffix, made and dropped here. It gets the environment of the
 test run (plus cheap password hashing and a generous sign-in rate, so that
 tests can sign in often). `server.manage(...)` runs a management command in
 another process against the same database, as an operator would. The server
@@ -22,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -104,12 +107,38 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
+def _postgres_admin(url: str, statement: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as connection:
+        connection.execute(sql.SQL(statement).format(sql.Identifier(name)))
+
+
+@contextmanager
+def fresh_database(directory: Path) -> Iterator[str]:
+    """Yield the URL of an empty database for a live server, and remove it afterwards."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        yield f"sqlite:///{directory / 'db.sqlite3'}"
+        return
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/')}_live"
+    _postgres_admin(url, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+    _postgres_admin(url, "CREATE DATABASE {}", name)
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        _postgres_admin(url, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+
+
 @contextmanager
 def running_server(**env_overrides: str) -> Iterator[LiveServer]:
     """Migrate a fresh database, start a server on a free port, yield it, stop it."""
-    with tempfile.TemporaryDirectory(prefix="live-server-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="live-server-") as tmp, fresh_database(Path(tmp)) as database_url:
         directory = Path(tmp)
-        env = server_env(f"sqlite:///{directory / 'db.sqlite3'}", **env_overrides)
+        env = server_env(database_url, **env_overrides)
         migrated = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
             cwd=PROJECT_ROOT,
