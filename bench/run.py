@@ -216,30 +216,43 @@ async def _mixed_clients(client: Client, n: int, users: int) -> list[VirtualClie
 
 
 async def memory_run(args: argparse.Namespace, server: srv.Server) -> dict[str, object]:
-    """Worker RSS after the first 1,000 requests and after `--memory-requests` in all."""
+    """Worker RSS after the first 1,000 requests and then every 10,000 up to `--memory-requests`."""
     client = client_make(args.client, server.host, server.port, concurrency=args.concurrency)
+    pids = server.worker_pids()
+    checkpoints: list[dict[str, object]] = []
+    errors = 0
+    served = 0
+    early: dict[int, int] = {}
+    sizes: dict[int, int] = {}
+
+    def checkpoint() -> dict[int, int]:
+        sizes = {pid: srv.rss_kib(pid) for pid in pids}
+        checkpoints.append({"requests": served, "rss_kib": list(sizes.values())})
+        say(f"  after {served:,} requests: " + ", ".join(f"{v / 1024:.1f} MiB" for v in sizes.values()))
+        return sizes
+
     try:
         clients = await _mixed_clients(client, args.concurrency, args.users)
-        first = await load_run("memory", client, clients, duration=3600, max_requests=1000 - args.concurrency)
-        pids = server.worker_pids()
-        early = {pid: srv.rss_kib(pid) for pid in pids}
-        say(
-            f"  after {first.requests + args.concurrency:,} requests: "
-            + ", ".join(f"{v / 1024:.1f} MiB" for v in early.values())
-        )
-        rest = await load_run("memory", client, clients, duration=3600, max_requests=args.memory_requests - 1000)
-        late = {pid: srv.rss_kib(pid) for pid in pids}
-        say(f"  after {args.memory_requests:,} requests: " + ", ".join(f"{v / 1024:.1f} MiB" for v in late.values()))
+        served = args.concurrency  # the sign-ins that set the clients up
+        while served < args.memory_requests:
+            target = 1000 if served < 1000 else min(args.memory_requests, (served // 10_000 + 1) * 10_000)
+            chunk = await load_run("memory", client, clients, duration=3600, max_requests=target - served)
+            served += chunk.requests + chunk.errors
+            errors += chunk.errors
+            sizes = checkpoint()
+            if len(checkpoints) == 1:
+                early = sizes
+        late = sizes
     finally:
         await client.close()
     growth = max((late[p] - early[p]) / early[p] for p in pids)
     return {
-        "requests": args.memory_requests,
+        "requests": served,
         "rss_after_1k_kib": list(early.values()),
         "rss_after_all_kib": list(late.values()),
         "max_growth": round(growth, 4),
-        "errors": first.errors + rest.errors,
-        "rps": round(rest.rps, 1),
+        "errors": errors,
+        "checkpoints": checkpoints,
     }
 
 
@@ -349,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         extra.append(
             "worker RSS after 1,000 requests: "
             + ", ".join(f"{v / 1024:.1f} MiB" for v in early)
-            + f"; after {args.memory_requests:,}: "
+            + f"; after {memory['requests']:,}: "
             + ", ".join(f"{v / 1024:.1f} MiB" for v in late)
             + f"; largest growth {float(str(memory['max_growth'])) * 100:+.1f}%"
         )
