@@ -2,7 +2,8 @@
 
 Revoked and expired sessions stay for a while so that staff can see who was
 signed in where; after the retention period they only weigh on the table.
-Their refresh-token rows go with them (a token without a row is refused).
+Their refresh-token rows go with them (a token without a row is refused);
+run `flushexpiredtokens` first and most of those are gone already.
 The audit trail (AuthEvent) keeps the record of each sign-in and revocation.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tokens.cleanup import DEFAULT_BATCH_SIZE, DEFAULT_RETENTION_DAYS, login_sessions_flush
+from tokens.cleanup import DEFAULT_RETENTION_DAYS, DEFAULT_SESSION_BATCH_SIZE, login_sessions_flush
 
 
 class Command(BaseCommand):
@@ -29,8 +30,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=int,
-            default=DEFAULT_BATCH_SIZE,
-            help=f"Sessions deleted per transaction (default {DEFAULT_BATCH_SIZE}).",
+            default=DEFAULT_SESSION_BATCH_SIZE,
+            help=f"Sessions deleted per transaction (default {DEFAULT_SESSION_BATCH_SIZE}).",
         )
         parser.add_argument("--dry-run", action="store_true", help="Count the sessions; delete nothing.")
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
