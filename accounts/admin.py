@@ -99,6 +99,7 @@ class UserAdmin(DjangoUserAdmin):
     actions = ("revoke_login_sessions",)
     paginator = LargeTablePaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
         return self.inlines if obj is not None else ()

@@ -129,6 +129,8 @@ class ScaleAdminMixin:
 
     paginator: ClassVar[type] = LargeTablePaginator
     show_full_result_count = False
+    # Facet counts are one COUNT per filter choice over the whole table.
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
 
 
