@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -53,6 +54,16 @@ def server_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def loopback_address() -> str:
+    """A random address in 127.0.0.0/8: on Linux every one of them reaches a server bound to 127.0.0.1.
+
+    Servers see it as the client's REMOTE_ADDR, so a test gets sign-in
+    counters of its own even when other test runs share the same Redis.
+    """
+    rng = random.SystemRandom()
+    return f"127.{rng.randint(1, 254)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+
+
 def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a management command as its own process; fail the test with its output if it fails."""
     result = subprocess.run(
@@ -89,7 +100,10 @@ class LiveProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
 
-    def client(self, **kwargs: Any) -> httpx.Client:
+    def client(self, *, source_address: str | None = None, **kwargs: Any) -> httpx.Client:
+        """An HTTP client for this process; `source_address` picks the loopback address it connects from."""
+        if source_address is not None:
+            kwargs["transport"] = httpx.HTTPTransport(local_address=source_address)
         return httpx.Client(base_url=self.url, timeout=15, **kwargs)
 
     def stop(self) -> None:

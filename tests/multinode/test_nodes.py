@@ -4,6 +4,10 @@ Each node is a gunicorn process started with the project's gunicorn.conf.py
 on its own free port. What one node (or an operator's command) changes, the
 other must honour: keys within the key-ring refresh interval, revoked login
 sessions at once, sign-in attempts counted together.
+
+The nodes' database is the run's own database name plus `_nodes`, and each
+test connects from a loopback address of its own with accounts of its own,
+so that test runs sharing this machine's PostgreSQL and Redis do not meet.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import jwt
 import pytest
 
 from conftest import PASSWORD
-from tests.multinode.live import LiveProcess, auth_server_start, manage, server_env, wait_for
+from tests.multinode.live import LiveProcess, auth_server_start, loopback_address, manage, server_env, wait_for
 
-NODES_DATABASE = "authserver_h5_nodes"
 REDIS_URL = "redis://127.0.0.1:6379/15"
 LOGIN_RATE = 6  # per minute; small so that the throttling test is quick
 # The contract: a key rotated anywhere is used everywhere within this long.
@@ -48,36 +52,39 @@ def _database_url(name: str) -> str:
     return urlunsplit(base._replace(path=f"/{name}"))
 
 
-def _database_recreate() -> None:
+def _nodes_database() -> str:
+    return urlsplit(_postgres_url() or "").path.lstrip("/") + "_nodes"
+
+
+def _database_drop(*, create: bool = False) -> None:
     import psycopg
 
+    name = _nodes_database()
     with psycopg.connect(_database_url("postgres"), autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{NODES_DATABASE}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{NODES_DATABASE}"')
-
-
-def _redis() -> Any:
-    import redis
-
-    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 @pytest.fixture(scope="module")
-def nodes_env() -> dict[str, str]:
+def nodes_env() -> Iterator[dict[str, str]]:
+    import redis
+
     try:
-        _redis().ping()
-    except Exception as e:  # noqa: BLE001 - any failure means "no Redis here"
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as e:
         pytest.skip(f"several nodes need a shared Redis at {REDIS_URL}: {e}")
-    _database_recreate()
+    _database_drop(create=True)
     env = server_env(
-        DATABASE_URL=_database_url(NODES_DATABASE),
+        DATABASE_URL=_database_url(_nodes_database()),
         CACHE_URL=REDIS_URL,
         LOGIN_RATE=f"{LOGIN_RATE}/min",
         # The default interval, on purpose: the 10 s promise is about it.
         JWT_KEYRING_REFRESH_SECONDS="5",
     )
     manage("migrate", "--no-input", env=env)
-    return env
+    yield env
+    _database_drop()
 
 
 @pytest.fixture(scope="module")
@@ -93,31 +100,37 @@ def nodes(nodes_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
             node.stop()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_counters(nodes_env: dict[str, str]) -> None:
-    """Each test starts with no sign-in attempts counted (Redis db 15 is this module's alone)."""
-    _redis().flushdb()
+@pytest.fixture
+def source() -> str:
+    """This test's client address: its own per-address sign-in counter in the shared Redis."""
+    return loopback_address()
 
 
-@pytest.fixture(scope="module")
-def account(nodes: tuple[LiveProcess, ...]) -> str:
-    email = f"nodes-{uuid.uuid4().hex[:8]}@example.com"
-    with nodes[0].client() as client:
+@pytest.fixture
+def account(nodes: tuple[LiveProcess, ...], source: str) -> str:
+    """A fresh account per test: its own per-account sign-in counter."""
+    email = f"nodes-{uuid.uuid4().hex[:10]}@example.com"
+    with nodes[0].client(source_address=source) as client:
         response = client.post("/api/accounts/signup/", json={"email": email, "password": PASSWORD, "name": "Nodes"})
     assert response.status_code == 201, response.text
     return email
 
 
-def _sign_in(node: LiveProcess, email: str) -> dict[str, Any]:
-    with node.client() as client:
+def _client(node: LiveProcess, source: str, access: str | None = None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {access}"} if access else {}
+    return node.client(source_address=source, headers=headers)
+
+
+def _sign_in(node: LiveProcess, source: str, email: str) -> dict[str, Any]:
+    with _client(node, source) as client:
         response = client.post("/api/token/", json={"email": email, "password": PASSWORD})
     assert response.status_code == 200, (response.text, node.log())
     return response.json()
 
 
-def _me(node: LiveProcess, access: str) -> Any:
-    with node.client() as client:
-        return client.get("/api/me/", headers={"Authorization": f"Bearer {access}"})
+def _me(node: LiveProcess, source: str, access: str) -> Any:
+    with _client(node, source, access) as client:
+        return client.get("/api/me/")
 
 
 def _kid(token: str) -> str:
@@ -125,9 +138,9 @@ def _kid(token: str) -> str:
 
 
 def test_a_key_rotated_by_a_separate_process_signs_and_is_published_on_both_nodes(
-    nodes: tuple[LiveProcess, ...], nodes_env: dict[str, str], account: str
+    nodes: tuple[LiveProcess, ...], nodes_env: dict[str, str], source: str, account: str
 ) -> None:
-    pairs = {node.name: _sign_in(node, account) for node in nodes}  # both key rings are warm now
+    pairs = {node.name: _sign_in(node, source, account) for node in nodes}  # both key rings are warm now
     old_kid = _kid(pairs["node-a"]["access"])
     assert _kid(pairs["node-b"]["access"]) == old_kid
 
@@ -140,7 +153,7 @@ def test_a_key_rotated_by_a_separate_process_signs_and_is_published_on_both_node
         refresh = {"token": pairs[node.name]["refresh"]}
 
         def rotated(node: LiveProcess = node, refresh: dict[str, str] = refresh) -> bool:
-            with node.client() as client:
+            with _client(node, source) as client:
                 response = client.post("/api/token/refresh/", json={"refresh": refresh["token"]})
                 assert response.status_code == 200, response.text
                 refresh["token"] = response.json()["refresh"]
@@ -153,69 +166,78 @@ def test_a_key_rotated_by_a_separate_process_signs_and_is_published_on_both_node
     # Tokens of the old key (now `previous`) still work everywhere: nobody is logged out.
     for node in nodes:
         for pair in pairs.values():
-            assert _me(node, pair["access"]).status_code == 200
+            assert _me(node, source, pair["access"]).status_code == 200
 
 
 def test_a_session_signed_out_through_one_node_is_refused_by_the_other_at_once(
-    nodes: tuple[LiveProcess, ...], account: str
+    nodes: tuple[LiveProcess, ...], source: str, account: str
 ) -> None:
     a, b = nodes
-    pair = _sign_in(a, account)
-    assert _me(b, pair["access"]).status_code == 200  # b has seen and accepted it
+    pair = _sign_in(a, source, account)
+    assert _me(b, source, pair["access"]).status_code == 200  # b has seen and accepted it
 
-    with a.client() as client:
+    with _client(a, source) as client:
         assert client.post("/api/token/logout/", json={"refresh": pair["refresh"]}).status_code == 204
 
-    refused = _me(b, pair["access"])
+    refused = _me(b, source, pair["access"])
     assert refused.status_code == 401
     assert refused.json()["code"] == "session_revoked"
-    with b.client() as client:
+    with _client(b, source) as client:
         assert client.post("/api/token/refresh/", json={"refresh": pair["refresh"]}).status_code == 401
 
 
-def test_a_device_signed_out_from_another_node_is_refused_at_once(nodes: tuple[LiveProcess, ...], account: str) -> None:
+def test_a_device_signed_out_from_another_node_is_refused_at_once(
+    nodes: tuple[LiveProcess, ...], source: str, account: str
+) -> None:
     a, b = nodes
-    phone, laptop = _sign_in(a, account), _sign_in(b, account)
+    phone, laptop = _sign_in(a, source, account), _sign_in(b, source, account)
     laptop_sid = jwt.decode(laptop["access"], options={"verify_signature": False})["sid"]
-    assert _me(a, laptop["access"]).status_code == 200
+    assert _me(a, source, laptop["access"]).status_code == 200
 
-    with b.client(headers={"Authorization": f"Bearer {phone['access']}"}) as client:
+    with _client(b, source, phone["access"]) as client:
         assert client.delete(f"/api/sessions/{laptop_sid}/").status_code == 204
 
-    assert _me(a, laptop["access"]).status_code == 401
-    assert _me(b, laptop["access"]).status_code == 401
-    assert _me(a, phone["access"]).status_code == 200
+    assert _me(a, source, laptop["access"]).status_code == 401
+    assert _me(b, source, laptop["access"]).status_code == 401
+    assert _me(a, source, phone["access"]).status_code == 200
 
 
 def test_signing_out_everywhere_through_one_node_ends_sessions_made_on_both(
-    nodes: tuple[LiveProcess, ...], account: str
+    nodes: tuple[LiveProcess, ...], source: str, account: str
 ) -> None:
     a, b = nodes
-    on_a, on_b = _sign_in(a, account), _sign_in(b, account)
-    with b.client(headers={"Authorization": f"Bearer {on_b['access']}"}) as client:
+    on_a, on_b = _sign_in(a, source, account), _sign_in(b, source, account)
+    with _client(b, source, on_b["access"]) as client:
         response = client.post("/api/token/logout/all/")
     assert response.status_code == 200
-    assert response.json()["revoked"] >= 2
+    assert response.json()["revoked"] == 2
     for node in nodes:
-        assert _me(node, on_a["access"]).status_code == 401
-        assert _me(node, on_b["access"]).status_code == 401
+        assert _me(node, source, on_a["access"]).status_code == 401
+        assert _me(node, source, on_b["access"]).status_code == 401
 
 
-def test_sign_in_attempts_are_counted_across_both_nodes(nodes: tuple[LiveProcess, ...]) -> None:
+def test_sign_in_attempts_are_counted_across_both_nodes(nodes: tuple[LiveProcess, ...], source: str) -> None:
     """Alternating nodes, each sees half the attempts; only a shared count refuses the next one."""
     a, b = nodes
-    email = f"throttled-{uuid.uuid4().hex[:8]}@example.com"
-    attempts = [(a, b)[i % 2] for i in range(LOGIN_RATE)]
+    email = f"throttled-{uuid.uuid4().hex[:10]}@example.com"
     statuses = []
-    for node in attempts:
-        with node.client() as client:
+    for i in range(LOGIN_RATE):
+        with _client((a, b)[i % 2], source) as client:
             statuses.append(client.post("/api/token/", json={"email": email, "password": "wrong password"}).status_code)
     assert statuses == [401] * LOGIN_RATE
 
     for node in nodes:
-        with node.client() as client:
+        with _client(node, source) as client:
             response = client.post("/api/token/", json={"email": email, "password": "wrong password"})
         assert response.status_code == 429, (node.name, response.text)
         assert response.json()["code"] == "throttled"
         assert re.fullmatch(r"\d+", response.headers["Retry-After"])
         assert int(response.headers["Retry-After"]) > 0
+
+
+def test_each_test_signs_in_from_its_own_address(nodes: tuple[LiveProcess, ...], source: str, account: str) -> None:
+    """The isolation above rests on this: the server sees the loopback address the test picked."""
+    pair = _sign_in(nodes[0], source, account)
+    with _client(nodes[1], source, pair["access"]) as client:
+        sessions = client.get("/api/sessions/").json()
+    assert [s["ip"] for s in sessions] == [source]
