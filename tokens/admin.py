@@ -68,8 +68,12 @@ class LargeTablePaginator(Paginator):
             return self.COUNT_LIMIT
         return counted
 
+    @property
+    def count_is_exact(self) -> bool:
+        return self.count >= 0 and not self.count_note  # reading count sets count_note
+
     def validate_number(self, number: Any) -> int:
-        if self.count_note:
+        if not self.count_is_exact:
             # The count is not exact: let any page be asked for.
             try:
                 value = int(number)
@@ -81,7 +85,7 @@ class LargeTablePaginator(Paginator):
         return super().validate_number(number)
 
     def page(self, number: Any) -> Page:
-        if not self.count_note:
+        if self.count_is_exact:
             return super().page(number)
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
