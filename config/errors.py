@@ -77,7 +77,7 @@ def api_error_for_status(status_code: int) -> JsonResponse:
 def api_error_for_exception(exc: BaseException) -> JsonResponse:
     """Return the JSON error of an exception that escaped the API views or came from middleware."""
     if isinstance(exc, (OperationalError, InterfaceError)):
-        logger.warning("database unavailable: %s", exc)
+        logger.warning("database error, answered 503: %s", exc)
         return api_error_for_status(503)
     if isinstance(exc, CACHE_UNAVAILABLE_ERRORS):
         logger.warning("cache unavailable: %s", exc)
@@ -100,7 +100,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, ServiceError):
         return _error(exc.detail, exc.code, exc.status_code)
     if isinstance(exc, (OperationalError, InterfaceError, *CACHE_UNAVAILABLE_ERRORS)):
-        logger.warning("%s unavailable: %s", "database" if isinstance(exc, DatabaseError) else "cache", exc)
+        # OperationalError also covers deadlocks and serialization failures:
+        # transient either way, so "retry shortly" is the right answer.
+        logger.warning("%s error, answered 503: %s", "database" if isinstance(exc, DatabaseError) else "cache", exc)
         response = _error(DATABASE_UNAVAILABLE, "service_unavailable", status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         return response
