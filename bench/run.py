@@ -256,6 +256,15 @@ async def memory_run(args: argparse.Namespace, server: srv.Server) -> dict[str, 
     }
 
 
+def _merged(name: str, parts: list[Result]) -> Result:
+    merged = Result(name=name, concurrency=parts[0].concurrency, elapsed=sum(p.elapsed for p in parts))
+    for part in parts:
+        merged.latencies += part.latencies
+        merged.errors += part.errors
+        merged.error_kinds.update(part.error_kinds)
+    return merged
+
+
 def ceiling(args: argparse.Namespace) -> None:
     """Measure each client against a server that does nothing."""
     listener = socket.socket()
@@ -322,8 +331,6 @@ def main(argv: list[str] | None = None) -> int:
         "server_env": args.server_env,
     }
     names = args.scenario_names
-    if args.scale:
-        names += [n for n in ("hello", "me", "refresh") if n not in names]
     main_names = [n for n in names if SCENARIOS[n].hasher == "argon2"]
     pbkdf2_names = [n for n in names if SCENARIOS[n].hasher == "pbkdf2"]
 
@@ -383,20 +390,27 @@ def main(argv: list[str] | None = None) -> int:
         )
         srv.database_analyze(scale.url)
         say(f"  loaded in {time.monotonic() - started:.0f}s")
+        # Both databases get their own server, and the scenarios alternate
+        # empty, scale, scale, empty, so that a load change on this shared
+        # machine weighs on both sides alike.
         scaled: list[Result] = []
-        with srv.server_running(scale.env) as server:
-            for name in ("hello", "me", "refresh"):
-                r = asyncio.run(scenario_run(args, server, name))
-                r.name = f"{name} (scale)"
-                scaled.append(r)
+        with srv.server_running(db.env) as empty_server, srv.server_running(scale.env) as scale_server:
+            half = argparse.Namespace(**{**vars(args), "duration": max(3.0, args.duration / 2)})
+            for name in ("me", "refresh"):
+                sides: dict[str, list[Result]] = {"empty": [], "scale": []}
+                for side in ("empty", "scale", "scale", "empty"):
+                    server = empty_server if side == "empty" else scale_server
+                    say(f"  [{side}]")
+                    sides[side].append(asyncio.run(scenario_run(half, server, name)))
+                empty, full = (_merged(f"{name} ({side})", sides[side]) for side in ("empty", "scale"))
+                scaled += [empty, full]
+                p50 = full.percentile(50) / empty.percentile(50)
+                p90 = full.percentile(90) / empty.percentile(90)
+                report[f"scale_{name}_p50_ratio"] = round(p50, 2)
+                report[f"scale_{name}_p90_ratio"] = round(p90, 2)
+                extra.append(f"{name} latency with scale data ÷ empty (alternating): p50 {p50:.2f}x, p90 {p90:.2f}x")
         report["scale"] = [result_json(r) for r in scaled]
         results += scaled
-        for name in ("me", "refresh"):
-            empty, full = by_name[name], next(r for r in scaled if r.name == f"{name} (scale)")
-            p50 = full.percentile(50) / empty.percentile(50)
-            p90 = full.percentile(90) / empty.percentile(90)
-            report[f"scale_{name}_p50_ratio"] = round(p50, 2)
-            extra.append(f"{name} latency with scale data ÷ empty: p50 {p50:.2f}x, p90 {p90:.2f}x")
 
     say("")
     say(table(results))
