@@ -207,10 +207,19 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
     pair recorded, in one transaction. A token that was already rotated is
     reuse (RFC 9700 §4.14.2): someone holds a copy, so the whole login
     session is revoked, committed, and the caller gets `token_reused`.
+
+    Lock order is login session, then token, the same as every revocation
+    (login_sessions_revoke), so a refresh racing a logout of the same family
+    waits instead of deadlocking. The session's `last_used_at` update is
+    what takes its lock, so the order costs no extra statement.
     """
     token = RefreshToken(raw)
     reused = False
+    client_seen_at = clock.now()
     with transaction.atomic():
+        LoginSession.objects.filter(sid=token.sid, revoked_at__isnull=True).update(
+            last_used_at=client_seen_at, ip=client.ip, user_agent=_clip(client.user_agent)
+        )
         row = (
             OutstandingToken.objects.select_for_update(of=("self",))
             .select_related("login_session__user")
@@ -259,9 +268,6 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
             if not user.is_active:
                 raise UserInactive()
             pair = _token_pair_issue(login_session=login_session, user=user, now=now)
-            LoginSession.objects.filter(sid=login_session.sid).update(
-                last_used_at=now, ip=client.ip, user_agent=_clip(client.user_agent)
-            )
             auth_event_record(kind=AuthEvent.Kind.REFRESH, user_id=user.pk, sid=login_session.sid, ip=client.ip)
     if reused:
         logger.warning("refresh token reuse: sid=%s jti=%s; login session revoked", token.sid, token.jti)
