@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--database", default="authserver_bench")
     parser.add_argument("--html", help="also write pyinstrument's HTML report here")
+    parser.add_argument(
+        "--server-env", action="append", default=[], metavar="NAME=VALUE", help="extra environment (repeatable)"
+    )
     parser.add_argument("--cprofile", type=int, default=0, metavar="N", help="also print cProfile's top N functions")
     parser.add_argument("--no-setup", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -60,7 +63,7 @@ def main() -> None:
     if not args.no_setup:
         url = srv.database_url(args.database_url, args.database)
         srv.database_recreate(url)
-        env = srv.server_env(url)
+        env = srv.server_env(url, extra=args.server_env)
         srv.manage(env, "migrate", "--no-input", "--verbosity", "0")
         srv.users_create(env, users=4)
         # Re-run in a process whose environment is the server's.
