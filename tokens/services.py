@@ -299,6 +299,8 @@ def outstanding_tokens_blacklist(*, queryset: QuerySet[OutstandingToken], actor_
         rows = list(
             OutstandingToken.objects.select_for_update()
             .filter(pk__in=queryset.values("pk"), blacklisted_at__isnull=True)
+            # One lock order, so that two staff blacklisting overlapping rows cannot deadlock.
+            .order_by("pk")
             .values_list("jti", "login_session_id", "user_id")
         )
         if not rows:
