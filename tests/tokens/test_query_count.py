@@ -49,3 +49,15 @@ def test_jwks_costs_no_query_once_warm(api_client, django_assert_num_queries):
         response = api_client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     assert response.json()["keys"]
+
+
+def test_a_revoked_login_session_is_refused_in_one_query(auth_client, tokens, django_assert_num_queries):
+    from tokens import services
+    from tokens.tokens import AccessToken
+
+    warm(auth_client, "/api/me/")
+    services.login_session_revoke(sid=AccessToken(tokens["access"]).sid, reason="logout")
+    with django_assert_num_queries(1):
+        response = auth_client.get("/api/me/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "session_revoked"
