@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import import_module
 from typing import Any
 
@@ -75,6 +75,14 @@ def login_session_create(
 def login_session_bind_browser(*, sid: str, session_key: str) -> None:
     """Point a login session at the Django session that now carries it (after a key change)."""
     LoginSession.objects.filter(sid=sid).update(session_key=session_key)
+
+
+def login_session_touch(*, sid: str, client: ClientInfo, now: datetime, interval: timedelta) -> bool:
+    """Mark a live login session used now, unless it was marked less than `interval` ago."""
+    updated = LoginSession.objects.filter(sid=sid, revoked_at__isnull=True, last_used_at__lt=now - interval).update(
+        last_used_at=now, ip=client.ip, user_agent=_clip(client.user_agent)
+    )
+    return updated > 0
 
 
 def _django_sessions_delete(session_keys: Iterable[str]) -> None:
