@@ -151,6 +151,13 @@ class Watcher:
         page.context.on("request", self._request)
         page.context.on("response", self._response)
 
+    def wait_for(self, page: Any, *, answers: int, seconds: float = 10) -> None:
+        """Let Playwright deliver the response events still in flight (they trail `evaluate`)."""
+        for _ in range(int(seconds * 20)):
+            if len(self.codes) >= answers:
+                return
+            page.wait_for_timeout(50)
+
     def _request(self, request: Any) -> None:
         if request.method == "POST" and request.url.endswith("/api/token/refresh/"):
             self.refreshes.append(request.url)
@@ -225,6 +232,7 @@ def test_a_revoked_session_is_not_refreshed(open_app: Any, email: str, auth_serv
     assert revoked.status_code == 200
 
     assert page.evaluate(PARALLEL_CALLS, 3) == [401] * 3
+    watcher.wait_for(page, answers=3)
     assert watcher.refreshes == []  # session_revoked: refreshing cannot help
     assert set(watcher.codes) == {"session_revoked"}
 
