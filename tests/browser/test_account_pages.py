@@ -181,7 +181,7 @@ def test_password_reset_by_email_signs_out_everywhere(
     page.wait_for_url(f"{base}/accounts/password/reset/sent/")
     assert page.locator("h1").inner_text() == "Check your email"
 
-    page.goto(reset_link_from_console_email(live_server_process.log, email))
+    page.goto(reset_link_from_console_email(live_server_process.log_path, email))
     assert page.locator("h1").inner_text() == "Choose a new password"
     new_password = "reset to a fresh passphrase 9"
     page.fill("#id_new_password1", new_password)

@@ -205,7 +205,7 @@ def test_swagger_ui_renders_in_a_browser_without_any_outside_request(tmp_path: P
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian package `chromium`).")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed")
-    from tests.multinode.live import auth_server_start, manage, server_env
+    from tests.live import auth_server_start, manage, server_env
 
     env = server_env(DATABASE_URL=f"sqlite:///{tmp_path / 'docs.sqlite3'}", CACHE_URL="locmemcache://")
     manage("migrate", "--no-input", env=env)

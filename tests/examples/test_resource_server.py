@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conftest import PASSWORD
-from tests.multinode.live import (
+from tests.live import (
     BASE_DIR,
     LiveProcess,
     auth_server_start,

@@ -22,7 +22,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.multinode.live import BASE_DIR
+from tests.live import BASE_DIR
 
 ISSUER = "https://auth.example.test"
 AUDIENCE = "orders-api"

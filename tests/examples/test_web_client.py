@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from conftest import PASSWORD
-from tests.multinode.live import BASE_DIR, LiveProcess, auth_server_start, free_port, manage, server_env
+from tests.live import BASE_DIR, LiveProcess, auth_server_start, free_port, manage, server_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 

@@ -6,7 +6,7 @@ import multiprocessing
 import subprocess
 import sys
 
-from tests.multinode.live import BASE_DIR, server_env
+from tests.live import BASE_DIR, server_env
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
 

@@ -25,7 +25,7 @@ import jwt
 import pytest
 
 from conftest import PASSWORD
-from tests.multinode.live import LiveProcess, auth_server_start, loopback_address, manage, server_env, wait_for
+from tests.live import LiveProcess, auth_server_start, loopback_address, manage, server_env, wait_for
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 LOGIN_RATE = 6  # per minute; small so that the throttling test is quick
