@@ -17,7 +17,7 @@ from tokens.authentication import request_sid
 
 from . import services
 from .browser import browser_session_keep
-from .serializers import PasswordChangeSerializer, SignupSerializer, UserSerializer
+from .serializers import PasswordChangeSerializer, SignupSerializer, UserSerializer, user_representation
 
 
 def _validation_error(error: DjangoValidationError, field: str) -> serializers.ValidationError:
@@ -35,7 +35,7 @@ class MeView(APIView):
     """Return the signed-in user."""
 
     def get(self, request: Request) -> Response:
-        return Response(UserSerializer(request.user).data)
+        return Response(user_representation(request.user))
 
 
 @extend_schema(
