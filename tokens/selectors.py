@@ -11,7 +11,11 @@ from .models import LoginSession, SigningKey
 
 def login_session_with_user(*, sid: str) -> LoginSession | None:
     """Return a live login session joined with its user, in one query, or None."""
-    return LoginSession.objects.select_related("user").filter(sid=sid, revoked_at__isnull=True).first()
+    # A primary-key lookup: `.get()`, not `.first()`, which would add an ORDER BY.
+    try:
+        return LoginSession.objects.select_related("user").get(sid=sid, revoked_at__isnull=True)
+    except LoginSession.DoesNotExist:
+        return None
 
 
 def login_sessions_live(*, user_id: Any) -> QuerySet[LoginSession]:

@@ -228,12 +228,16 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
         LoginSession.objects.filter(sid=token.sid, revoked_at__isnull=True).update(
             last_used_at=client_seen_at, ip=client.ip, user_agent=_clip(client.user_agent)
         )
-        row = (
-            OutstandingToken.objects.select_for_update(of=("self",))
-            .select_related("login_session__user")
-            .filter(jti=token.jti)
-            .first()
-        )
+        # A primary-key lookup: `.get()`, not `.first()`, which would add
+        # the model's ordering to a locked single-row read.
+        try:
+            row: OutstandingToken | None = (
+                OutstandingToken.objects.select_for_update(of=("self",))
+                .select_related("login_session__user")
+                .get(jti=token.jti)
+            )
+        except OutstandingToken.DoesNotExist:
+            row = None
         # Read the clock only once the lock is held: a request that waited
         # behind the winner must not look older than the winner's rotation.
         now = clock.now()
