@@ -108,3 +108,14 @@ def test_invalid_choices_are_refused(name, value):
     result = settings_in_subprocess({**SECRETS, name: value}, "1")
     assert result.returncode != 0
     assert name in result.stderr
+
+
+def test_env_example_documents_every_variable_the_settings_read():
+    import re
+
+    source = (ROOT / "config" / "settings.py").read_text()
+    read = set(re.findall(r'env(?:\.[a-z]+)?\(\s*"([A-Z][A-Z0-9_]+)"', source))
+    read |= set(re.findall(r'_required\(\s*"([A-Z][A-Z0-9_]+)"', source))
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    assert read, "no env reads found: the pattern is out of date"
+    assert read - documented == set()
