@@ -393,3 +393,18 @@ def test_every_command_has_help(command: str) -> None:
             action.dest not in {"no_color", "force_color", "skip_checks"}
         ):
             assert action.help, f"{command} {action.dest} has no help"
+
+
+def test_revoke_accepts_a_kid_that_starts_with_a_dash():
+    # About one thumbprint in 64 begins with "-", which argparse took for an option.
+    dashed = keys.private_key_generate("ES256")
+    while not keys.jwk_thumbprint(dashed.public_key()).startswith("-"):
+        dashed = keys.private_key_generate("ES256")
+    pem = dashed.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key = signing_keys.signing_key_import(pem=pem)
+    out = StringIO()
+    call_command("revoke_signing_key", key.kid, stdout=out)
+    assert SigningKey.objects.get(kid=key.kid).state == SigningKey.State.REVOKED
+    assert key.kid in out.getvalue()
