@@ -118,11 +118,19 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend plus a health check without a round trip, prepared
+        # statements for the hot paths, and pipelining (config/db/postgresql).
+        _db["ENGINE"] = "config.db.postgresql"
+        _db.setdefault("OPTIONS", {}).setdefault(
+            "prepare_hot_statements", env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+        )
     # Persistent connections with a health check: a worker keeps its
     # connection between requests and replaces it after the database restarts.
-    # The check is a `SELECT 1` round trip before each request's first query;
-    # DATABASE_CONN_HEALTH_CHECKS=False saves it, and a connection broken by a
-    # restart then fails one request (503) before Django replaces it.
+    # On PostgreSQL the check costs no round trip while the connection is busy
+    # (see config/db/postgresql/base.py); DATABASE_CONN_HEALTH_CHECKS=False
+    # turns it off, and a connection broken by a restart then fails one
+    # request (503) before Django replaces it.
     _db.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=600))
     _db.setdefault("CONN_HEALTH_CHECKS", env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True))
     _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))

@@ -7,7 +7,6 @@ database.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
@@ -18,8 +17,10 @@ from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 
+from .db import prepared_cursor
 from .exceptions import SessionRevoked, TokenInvalid, UserInactive
 from .models import LoginSession
+from .statements import Select
 from .tokens import AccessToken
 
 # The key, in a Django session, of the login session it carries.
@@ -36,54 +37,36 @@ class LiveSessionUser:
     Every bearer-authenticated request asks this. Building the statement
     through the ORM (`filter`, joins, column list) cost more than the query's
     round trip and several times the RSA verification, for a statement that
-    never changes but for the `sid`. So the ORM builds it once per database,
-    with a placeholder `sid`, and each request runs it with the real one
-    through Django's cursor (counted, wrapped, errors translated as usual).
+    never changes but for the `sid`; `tokens.statements.Select` builds it
+    once per database and each request only runs it (counted, wrapped,
+    errors translated as usual). On PostgreSQL the statement is also
+    prepared once per connection, which spares the server parsing and
+    planning it on every request.
     """
 
-    _PLACEHOLDER = uuid.UUID(int=0)
-
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._compiled: dict[str, tuple[str, list[Any], int, list[str]]] = {}
+        self._select = Select(
+            lambda sid: get_user_model()._default_manager.filter(
+                login_sessions__sid=sid, login_sessions__revoked_at__isnull=True
+            ),
+            placeholder=uuid.UUID(int=0),
+            field=LoginSession._meta.pk,
+        )
 
     def __call__(self, *, sid: str) -> Any:
         """Return the active-or-not user whose live login session is `sid`, or None."""
         user_model = get_user_model()
         alias = router.db_for_read(user_model)
-        compiled = self._compiled.get(alias) or self._compile(alias)
-        sql, params, index, names = compiled
-        connection = connections[alias]
-        params = list(params)
-        params[index] = LoginSession._meta.pk.get_db_prep_value(uuid.UUID(sid), connection)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+        with prepared_cursor(connections[alias]) as cursor:
+            self._select.execute(cursor, alias, uuid.UUID(sid))
+            row = self._select.fetchone(cursor, alias)
         if row is None:
             return None
-        return user_model.from_db(alias, names, row)
-
-    def _compile(self, alias: str) -> tuple[str, list[Any], int, list[str]]:
-        user_model = get_user_model()
-        queryset = user_model._default_manager.filter(
-            login_sessions__sid=self._PLACEHOLDER, login_sessions__revoked_at__isnull=True
-        )
-        compiler = queryset.query.get_compiler(using=alias)
-        sql, params = compiler.as_sql()
-        placeholder = LoginSession._meta.pk.get_db_prep_value(self._PLACEHOLDER, connections[alias])
-        positions = [i for i, value in enumerate(params) if value == placeholder]
-        if len(positions) != 1:
-            raise RuntimeError("could not place the sid in the login-session query")
-        names = [column.target.attname for column, _, _ in compiler.select]
-        compiled = (sql, list(params), positions[0], names)
-        with self._lock:
-            self._compiled[alias] = compiled
-        return compiled
+        return user_model.from_db(alias, self._select.names(alias), row)
 
     def reset(self) -> None:
         """Forget the compiled statements (tests that swap the user model or database)."""
-        with self._lock:
-            self._compiled = {}
+        self._select.reset()
 
 
 live_session_user = LiveSessionUser()

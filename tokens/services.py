@@ -15,11 +15,14 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import connections, router, transaction
 from django.db.models import QuerySet
 
-from . import clock, conf
+from . import audit, clock, conf, statements
 from .audit import auth_event_record, auth_events_record
+from .db import pipeline, prepared_cursor
 from .exceptions import SessionRevoked, TokenInvalid, TokenReused, UserInactive
 from .models import AuthEvent, LoginSession, OutstandingToken
 from .tokens import AccessToken, RefreshToken
@@ -146,17 +149,22 @@ def login_sessions_revoke_for_user(*, user_id: Any, reason: str, keep_sid: str |
 # -- tokens --------------------------------------------------------------------
 
 
+def _access_token(*, user: Any, sid: str, now: datetime) -> AccessToken:
+    access = AccessToken(now=now)
+    access["sub"] = str(user.pk)
+    access["name"] = user.get_full_name() if hasattr(user, "get_full_name") else str(user)
+    access["admin"] = bool(user.is_staff)
+    access["sid"] = sid
+    return access
+
+
 def _token_pair_issue(*, login_session: LoginSession, user: Any, now: datetime) -> TokenPair:
     """Sign a new access/refresh pair for a login session and record the refresh token."""
     sid = str(login_session.sid)
     refresh = RefreshToken(now=now)
     refresh["sub"] = str(user.pk)
     refresh["sid"] = sid
-    access = AccessToken(now=now)
-    access["sub"] = str(user.pk)
-    access["name"] = user.get_full_name() if hasattr(user, "get_full_name") else str(user)
-    access["admin"] = bool(user.is_staff)
-    access["sid"] = sid
+    access = _access_token(user=user, sid=sid, now=now)
     OutstandingToken.objects.create(
         jti=refresh.jti,
         login_session_id=login_session.sid,
@@ -208,83 +216,201 @@ def token_pair_for_browser_session(*, sid: str, user: Any, client: ClientInfo) -
         return _token_pair_issue(login_session=login_session, user=user, now=now)
 
 
+class _Reused(Exception):
+    """Raised inside the rotation's transaction to roll it back before the family is revoked."""
+
+
+@dataclass(frozen=True)
+class _RotationWrites:
+    touch_session: statements.Write
+    blacklist_token: statements.Write
+    insert_token: statements.Write
+    insert_event: statements.Write
+
+
+_rotation_writes: dict[str, _RotationWrites] = {}
+
+
+def _rotation_writes_for(alias: str) -> _RotationWrites:
+    writes = _rotation_writes.get(alias)
+    if writes is None:
+        connection = connections[alias]
+        writes = _rotation_writes[alias] = _RotationWrites(
+            touch_session=statements.update(
+                connection,
+                LoginSession,
+                set_=["last_used_at", "ip", "user_agent"],
+                where=["sid"],
+                where_null=["revoked_at"],
+            ),
+            blacklist_token=statements.update(
+                connection,
+                OutstandingToken,
+                set_=["blacklisted_at", "blacklist_reason"],
+                where=["jti"],
+                where_null=["blacklisted_at"],
+            ),
+            insert_token=statements.insert(
+                connection,
+                OutstandingToken,
+                ["jti", "login_session", "user", "created_at", "expires_at", "blacklisted_at", "blacklist_reason"],
+            ),
+            insert_event=statements.insert(
+                connection,
+                AuthEvent,
+                ["created_at", "kind", "user", "actor", "email", "sid", "ip", "user_agent", "data"],
+            ),
+        )
+    return writes
+
+
+def _user_columns() -> list[str]:
+    return [field.attname for field in get_user_model()._meta.concrete_fields]
+
+
+# The presented token's row, locked, with its login session's state and its user.
+_TOKEN_LOCKED = statements.Select(
+    lambda jti: (
+        OutstandingToken.objects.select_for_update(of=("self",))
+        .filter(jti=jti)
+        .values_list(
+            "login_session_id",
+            "user_id",
+            "blacklisted_at",
+            "blacklist_reason",
+            "login_session__revoked_at",
+            *(f"user__{name}" for name in _user_columns()),
+        )
+    ),
+    placeholder=uuid.UUID(int=0),
+    field=OutstandingToken._meta.pk,
+)
+
+
 def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
     """Exchange a refresh token for a new pair, exactly once.
 
-    The presented token's row is locked, checked and blacklisted, and the new
-    pair recorded, in one transaction. A token that was already rotated is
-    reuse (RFC 9700 §4.14.2): someone holds a copy, so the whole login
-    session is revoked, committed, and the caller gets `token_reused`.
+    In one transaction: the login session is marked used (which takes its
+    row lock), the presented token's row is blacklisted if it is not yet
+    (a compare-and-set, under the row lock on PostgreSQL), then read locked,
+    and the new refresh token and the audit event are recorded. On
+    PostgreSQL all of that is one round trip (a pipeline of prepared
+    statements), plus the COMMIT. Only then are the results judged, and
+    anything but a clean rotation rolls everything back:
+
+    - unknown token, or a row that names another session or user: invalid;
+    - the compare-and-set lost, i.e. the token was already rotated: reuse
+      (RFC 9700 §4.14.2), unless it was rotated less than
+      `JWT_REFRESH_REUSE_GRACE_SECONDS` ago in a live session. Someone holds
+      a copy, so after the rollback the whole login session is revoked in a
+      transaction of its own and the caller gets `token_reused`;
+    - a revoked login session or an inactive user: refused.
 
     Lock order is login session, then token, the same as every revocation
     (login_sessions_revoke), so a refresh racing a logout of the same family
-    waits instead of deadlocking. The session's `last_used_at` update is
-    what takes its lock, so the order costs no extra statement.
+    waits instead of deadlocking; the session's `last_used_at` update is
+    what takes its lock, so the order costs no extra statement. The clock
+    that judges the grace period is read once the lock is held: a request
+    that waited behind the winner must not look older than the winner's
+    rotation.
     """
     token = RefreshToken(raw)
-    reused = False
-    client_seen_at = clock.now()
-    with transaction.atomic():
-        LoginSession.objects.filter(sid=token.sid, revoked_at__isnull=True).update(
-            last_used_at=client_seen_at, ip=client.ip, user_agent=_clip(client.user_agent)
-        )
-        # A primary-key lookup: `.get()`, not `.first()`, which would add
-        # the model's ordering to a locked single-row read.
-        try:
-            row: OutstandingToken | None = (
-                OutstandingToken.objects.select_for_update(of=("self",))
-                .select_related("login_session__user")
-                .get(jti=token.jti)
-            )
-        except OutstandingToken.DoesNotExist:
-            row = None
-        # Read the clock only once the lock is held: a request that waited
-        # behind the winner must not look older than the winner's rotation.
-        now = clock.now()
-        grace = conf.reuse_grace()
-        if row is None or str(row.login_session_id) != token.sid or str(row.user_id) != token["sub"]:
-            raise TokenInvalid()
-        login_session = row.login_session
-        user = login_session.user
-        if row.blacklisted_at is not None:
-            within_grace = (
-                row.blacklist_reason == OutstandingToken.BlacklistReason.ROTATED
-                and login_session.revoked_at is None
-                and grace.total_seconds() > 0
-                and now - row.blacklisted_at < grace
-            )
-            if not within_grace:
-                reused = True
-        elif login_session.revoked_at is None:
-            # The lock makes this the only writer; the condition keeps the
-            # compare-and-set honest on databases without row locks.
-            won = OutstandingToken.objects.filter(jti=row.jti, blacklisted_at__isnull=True).update(
-                blacklisted_at=now, blacklist_reason=OutstandingToken.BlacklistReason.ROTATED
-            )
-            reused = won == 0
-        if reused:
-            auth_event_record(
-                kind=AuthEvent.Kind.TOKEN_REUSED,
-                user_id=user.pk,
-                sid=login_session.sid,
-                ip=client.ip,
-                user_agent=client.user_agent,
-                data={"jti": token.jti},
-            )
-            login_sessions_revoke(
-                queryset=LoginSession.objects.filter(sid=login_session.sid), reason=Reason.TOKEN_REUSED
-            )
-        else:
-            if login_session.revoked_at is not None:
+    user_model = get_user_model()
+    try:
+        sid = uuid.UUID(token.sid)
+        jti = uuid.UUID(token.jti)
+        user_pk = user_model._meta.pk.to_python(token["sub"])
+    except (ValueError, ValidationError) as e:
+        raise TokenInvalid() from e
+    seen_at = clock.now()
+    refresh = RefreshToken(now=seen_at)
+    refresh["sub"] = str(user_pk)
+    refresh["sid"] = str(sid)
+    event = AuthEvent(created_at=seen_at, kind=AuthEvent.Kind.REFRESH, user_id=user_pk, sid=sid, ip=client.ip)
+    alias = router.db_for_write(OutstandingToken)
+    connection = connections[alias]
+    writes = _rotation_writes_for(alias)
+    try:
+        with transaction.atomic(using=alias):
+            cursors: list[Any] = []
+            try:
+                with pipeline(connection):
+
+                    def send(write: statements.Write, values: list[Any]) -> Any:
+                        cursor = prepared_cursor(connection)
+                        cursors.append(cursor)
+                        cursor.execute(write.sql, write.params(connection, values))
+                        return cursor
+
+                    send(writes.touch_session, [seen_at, client.ip, _clip(client.user_agent), sid])
+                    blacklisted = send(writes.blacklist_token, [seen_at, OutstandingToken.BlacklistReason.ROTATED, jti])
+                    locked = prepared_cursor(connection)
+                    cursors.append(locked)
+                    _TOKEN_LOCKED.execute(locked, alias, jti)
+                    send(
+                        writes.insert_token,
+                        [uuid.UUID(refresh.jti), sid, user_pk, seen_at, refresh.expires_at, None, ""],
+                    )
+                    send(
+                        writes.insert_event,
+                        [event.created_at, event.kind, user_pk, None, "", sid, client.ip, "", {}],
+                    )
+                    # Sign the new refresh token while the database works.
+                    refresh_raw = str(refresh)
+                won = blacklisted.rowcount == 1
+                row = _TOKEN_LOCKED.fetchone(locked, alias)
+            finally:
+                for cursor in cursors:
+                    cursor.close()
+            now = clock.now()
+            if row is None:
+                raise TokenInvalid()
+            row_sid, row_user_pk, blacklisted_at, reason, session_revoked_at, *user_values = row
+            if row_sid != sid or row_user_pk != user_pk:
+                raise TokenInvalid()
+            if not won:
+                grace = conf.reuse_grace()
+                within_grace = (
+                    reason == OutstandingToken.BlacklistReason.ROTATED
+                    and session_revoked_at is None
+                    and grace.total_seconds() > 0
+                    and now - blacklisted_at < grace
+                )
+                if not within_grace:
+                    raise _Reused()
+            if session_revoked_at is not None:
                 raise SessionRevoked()
+            user = user_model.from_db(alias, _user_columns(), user_values)
             if not user.is_active:
                 raise UserInactive()
-            pair = _token_pair_issue(login_session=login_session, user=user, now=now)
-            auth_event_record(kind=AuthEvent.Kind.REFRESH, user_id=user.pk, sid=login_session.sid, ip=client.ip)
-    if reused:
-        logger.warning("refresh token reuse: sid=%s jti=%s; login session revoked", token.sid, token.jti)
-        raise TokenReused()
-    return pair
+            # Signed before COMMIT: if signing fails, the rotation rolls back.
+            access = _access_token(user=user, sid=str(sid), now=seen_at)
+            access_raw = str(access)
+    except _Reused:
+        _family_revoke_for_reuse(sid=sid, jti=jti, user_pk=user_pk, client=client)
+        raise TokenReused() from None
+    audit.auth_event_log(event)
+    return TokenPair(
+        access=access_raw,
+        refresh=refresh_raw,
+        access_expires_at=access.expires_at,
+        refresh_expires_at=refresh.expires_at,
+        sid=str(sid),
+    )
+
+
+def _family_revoke_for_reuse(*, sid: uuid.UUID, jti: uuid.UUID, user_pk: Any, client: ClientInfo) -> None:
+    with transaction.atomic():
+        auth_event_record(
+            kind=AuthEvent.Kind.TOKEN_REUSED,
+            user_id=user_pk,
+            sid=sid,
+            ip=client.ip,
+            user_agent=client.user_agent,
+            data={"jti": str(jti)},
+        )
+        login_sessions_revoke(queryset=LoginSession.objects.filter(sid=sid), reason=Reason.TOKEN_REUSED)
+    logger.warning("refresh token reuse: sid=%s jti=%s; login session revoked", sid, jti)
 
 
 def refresh_token_logout(*, raw: str | bytes) -> bool:

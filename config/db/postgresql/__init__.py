@@ -1,0 +1,1 @@
+"""PostgreSQL backend: Django's, with a round-trip-free health check and prepared hot statements."""
