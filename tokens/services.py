@@ -332,35 +332,43 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
     writes = _rotation_writes_for(alias)
     try:
         with transaction.atomic(using=alias):
-            cursors: list[Any] = []
+            # Three cursors: the blacklist's row count and the locked row are
+            # read back; the other writes only have to succeed (a failure
+            # raises when the batch is synced), so they share one cursor.
+            writes_cursor = prepared_cursor(connection)
+            blacklisted = prepared_cursor(connection)
+            locked = prepared_cursor(connection)
             try:
                 with pipeline(connection):
-
-                    def send(write: statements.Write, values: list[Any]) -> Any:
-                        cursor = prepared_cursor(connection)
-                        cursors.append(cursor)
-                        cursor.execute(write.sql, write.params(connection, values))
-                        return cursor
-
-                    send(writes.touch_session, [seen_at, client.ip, _clip(client.user_agent), sid])
-                    blacklisted = send(writes.blacklist_token, [seen_at, OutstandingToken.BlacklistReason.ROTATED, jti])
-                    locked = prepared_cursor(connection)
-                    cursors.append(locked)
-                    _TOKEN_LOCKED.execute(locked, alias, jti)
-                    send(
-                        writes.insert_token,
-                        [uuid.UUID(refresh.jti), sid, user_pk, seen_at, refresh.expires_at, None, ""],
+                    writes_cursor.execute(
+                        writes.touch_session.sql,
+                        writes.touch_session.params(connection, [seen_at, client.ip, _clip(client.user_agent), sid]),
                     )
-                    send(
-                        writes.insert_event,
-                        [event.created_at, event.kind, user_pk, None, "", sid, client.ip, "", {}],
+                    blacklisted.execute(
+                        writes.blacklist_token.sql,
+                        writes.blacklist_token.params(
+                            connection, [seen_at, OutstandingToken.BlacklistReason.ROTATED, jti]
+                        ),
+                    )
+                    _TOKEN_LOCKED.execute(locked, alias, jti)
+                    writes_cursor.execute(
+                        writes.insert_token.sql,
+                        writes.insert_token.params(
+                            connection, [uuid.UUID(refresh.jti), sid, user_pk, seen_at, refresh.expires_at, None, ""]
+                        ),
+                    )
+                    writes_cursor.execute(
+                        writes.insert_event.sql,
+                        writes.insert_event.params(
+                            connection, [event.created_at, event.kind, user_pk, None, "", sid, client.ip, "", {}]
+                        ),
                     )
                     # Sign the new refresh token while the database works.
                     refresh_raw = str(refresh)
                 won = blacklisted.rowcount == 1
                 row = _TOKEN_LOCKED.fetchone(locked, alias)
             finally:
-                for cursor in cursors:
+                for cursor in (writes_cursor, blacklisted, locked):
                     cursor.close()
             now = clock.now()
             if row is None:

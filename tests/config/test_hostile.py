@@ -106,6 +106,11 @@ CASES = [
     Case("NUL, huge, Unicode", "lone surrogate in email", "POST", TOKEN, 400, '{"email": "\\ud800@example.com", "password": "x"}'),
     Case("NUL, huge, Unicode", "lone surrogate in signup", "POST", SIGNUP, 400, '{"email": "\\ud800@example.com", "password": "Zq8!vLm#2pRt"}'),
     Case("NUL, huge, Unicode", "emoji and RTL email", "POST", TOKEN, 401, {"email": "\u202e\U0001f600@example.com", "password": "x"}),
+    # Tokens skip DRF's surrogate scan only when they are ASCII (tokens.serializers.TokenField).
+    Case("NUL, huge, Unicode", "lone surrogate in refresh token", "POST", REFRESH, 400, '{"refresh": "eyJ\\ud800.x.y"}'),
+    Case("NUL, huge, Unicode", "lone surrogate in token to verify", "POST", VERIFY, 400, '{"token": "\\udfff"}'),
+    Case("NUL, huge, Unicode", "NUL in refresh token", "POST", REFRESH, 400, {"refresh": "eyJ\u0000.x.y"}),
+    Case("NUL, huge, Unicode", "non-ASCII refresh token", "POST", REFRESH, 401, {"refresh": "eyJé.x.y"}),
     # -- unknown fields -----------------------------------------------------------------
     Case("unknown fields", "_connector", "POST", TOKEN, 400, {**CRED, "_connector": "OR"}),
     Case("unknown fields", "is_staff on signup", "POST", SIGNUP, 400, {"email": "s@example.com", "password": "Zq8!vLm#2pRt", "is_staff": True}),

@@ -91,7 +91,7 @@ def test_environment_values_are_parsed():
     assert result.stdout.strip() == str(
         (
             ["auth.example.com", "api.example.com"],
-            "django.db.backends.postgresql",
+            "config.db.postgresql",
             5433,
             True,
             "django.core.cache.backends.redis.RedisCache",
@@ -101,6 +101,14 @@ def test_environment_values_are_parsed():
             False,
         )
     )
+
+
+def test_prepared_statements_follow_the_environment():
+    expr = "s.DATABASES['default']['OPTIONS']['prepare_hot_statements']"
+    url = {"DATABASE_URL": "postgres://u:p@db.internal:5433/auth"}
+    on = settings_in_subprocess({**SECRETS, **url}, expr)
+    off = settings_in_subprocess({**SECRETS, **url, "DATABASE_PREPARED_STATEMENTS": "False"}, expr)
+    assert (on.stdout.strip(), off.stdout.strip()) == ("True", "False"), (on.stderr, off.stderr)
 
 
 @pytest.mark.parametrize(("name", "value"), [("JWT_ALGORITHM", "HS256"), ("JWT_COOKIE_SAMESITE", "Sometimes")])
