@@ -64,6 +64,7 @@ _DjangoDatabaseWrapper: Any = base.DatabaseWrapper
 
 class DatabaseWrapper(_DjangoDatabaseWrapper):
     health_check_done: bool
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         options = self.settings_dict.setdefault("OPTIONS", {})
