@@ -24,6 +24,7 @@ from . import audit, clock, conf, statements
 from .audit import auth_event_record, auth_events_record
 from .db import pipeline, prepared_cursor
 from .exceptions import SessionRevoked, TokenInvalid, TokenReused, UserInactive
+from .keyring import keyring
 from .models import AuthEvent, LoginSession, OutstandingToken
 from .tokens import AccessToken, RefreshToken
 
@@ -312,7 +313,9 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
     what takes its lock, so the order costs no extra statement. The clock
     that judges the grace period is read once the lock is held: a request
     that waited behind the winner must not look older than the winner's
-    rotation.
+    rotation. (The winner's `blacklisted_at` is the time its request
+    arrived, before any wait for the lock, so a wait only shortens the
+    grace; it never lengthens it.)
     """
     token = RefreshToken(raw)
     user_model = get_user_model()
@@ -330,6 +333,9 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
     alias = router.db_for_write(OutstandingToken)
     connection = connections[alias]
     writes = _rotation_writes_for(alias)
+    # Re-read the key ring now if it is due, so that signing inside the
+    # pipeline below never has to query the database.
+    keyring.current()
     try:
         with transaction.atomic(using=alias):
             # Three cursors: the blacklist's row count and the locked row are
@@ -380,6 +386,7 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
                 grace = conf.reuse_grace()
                 within_grace = (
                     reason == OutstandingToken.BlacklistReason.ROTATED
+                    and blacklisted_at is not None
                     and session_revoked_at is None
                     and grace.total_seconds() > 0
                     and now - blacklisted_at < grace
@@ -408,7 +415,7 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
 
 
 def _family_revoke_for_reuse(*, sid: uuid.UUID, jti: uuid.UUID, user_pk: Any, client: ClientInfo) -> None:
-    with transaction.atomic():
+    with transaction.atomic(using=router.db_for_write(LoginSession)):
         auth_event_record(
             kind=AuthEvent.Kind.TOKEN_REUSED,
             user_id=user_pk,

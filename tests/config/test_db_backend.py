@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.db import IntegrityError, connection, connections
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 from django.db.backends.postgresql.base import DatabaseWrapper as DjangoPostgreSQL
 
 from config.db.postgresql import base as backend
@@ -221,3 +221,88 @@ def test_an_error_in_a_pipeline_is_djangos_exception_and_the_connection_recovers
         # Outside a transaction a pipeline's statements up to the sync are one
         # implicit transaction: the failed batch leaves nothing behind.
         assert cursor.fetchone() == (0,)
+
+
+# -- stale prepared statements ----------------------------------------------------------
+
+
+@pytest.fixture
+def probe_table() -> Iterator[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE prepared_probe (id int PRIMARY KEY, v int NOT NULL)")
+        cursor.execute("INSERT INTO prepared_probe VALUES (1, 7)")
+    yield "prepared_probe"
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS prepared_probe")
+
+
+def _alter_elsewhere(sql: str) -> None:
+    """A migration run by another process, while this connection keeps its statements prepared."""
+    other = psycopg.connect(**_connect_kwargs(), autocommit=True)
+    try:
+        other.execute(sql)
+    finally:
+        other.close()
+
+
+def _read_probe() -> Any:
+    with db.prepared_cursor(connection) as cursor:
+        cursor.execute("SELECT v FROM prepared_probe WHERE id = %s", [1])
+        return cursor.fetchone()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_connection")
+def test_a_column_type_change_outside_a_transaction_is_absorbed(probe_table):
+    assert _read_probe() == (7,)
+    _alter_elsewhere("ALTER TABLE prepared_probe ALTER COLUMN v TYPE bigint")
+    # "cached plan must not change result type": forgotten and prepared again.
+    assert _read_probe() == (7,)
+    assert _read_probe() == (7,)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_connection")
+def test_a_column_type_change_inside_a_transaction_is_a_retryable_operational_error(probe_table):
+    assert _read_probe() == (7,)
+    _alter_elsewhere("ALTER TABLE prepared_probe ALTER COLUMN v TYPE text")
+    with pytest.raises(OperationalError, match="prepared statement out of date"), transaction.atomic():
+        _read_probe()
+    assert _read_probe() == ("7",)  # the rollback made psycopg forget: the next request works
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_connection")
+def test_a_statement_the_server_lost_is_prepared_again(probe_table):
+    assert _read_probe() == (7,)
+    connection.connection.pgconn.exec_(b"DEALLOCATE ALL")  # behind psycopg's back, as a pooler would
+    assert _read_probe() == (7,)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_connection")
+def test_a_stale_statement_in_a_pipeline_is_a_retryable_operational_error(probe_table):
+    assert _read_probe() == (7,)
+    _alter_elsewhere("ALTER TABLE prepared_probe ALTER COLUMN v TYPE bigint")
+
+    def pipelined_read() -> None:
+        with transaction.atomic(), db.pipeline(connection):
+            _read_probe()
+
+    with pytest.raises(OperationalError, match="prepared statement out of date"):
+        pipelined_read()
+    assert _read_probe() == (7,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nothing_is_prepared_on_a_connection_per_request(user):
+    settings_dict = {**connection.settings_dict, "CONN_MAX_AGE": 0}
+    wrapper = backend.DatabaseWrapper(settings_dict, alias="default")
+    try:
+        with wrapper.prepared_cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM tokens_loginsession WHERE user_id = %s", [user.pk])
+            assert cursor.fetchone() == (0,)
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert cursor.fetchone() == (0,)
+    finally:
+        wrapper.close()

@@ -12,7 +12,10 @@
    checked less than `HEALTH_CHECK_IDLE_SECONDS` ago and nothing is waiting
    on its socket, it is healthy; in every other case Django's `SELECT 1`
    decides, as before. The idle limit covers what a socket cannot show: a
-   firewall or NAT that drops a quiet connection without a word.
+   firewall or NAT that drops a quiet connection without a word. What it
+   cannot see within those 30 s is a peer gone without a word (a host that
+   died, an address moved by a failover): the request that meets it fails
+   with 503, and Django replaces the connection after it.
 2. **Prepared statements for the hot paths.** `prepared_cursor()` is a
    cursor with server-side binding whose statements psycopg prepares once
    per connection and then only executes, sparing PostgreSQL the parse and
@@ -21,7 +24,13 @@
    of the ORM keeps Django's client-side binding. `OPTIONS
    ["prepare_hot_statements"] = False` (env `DATABASE_PREPARED_STATEMENTS`)
    turns it off, for a transaction-mode pooler that cannot carry prepared
-   statements (PgBouncer before 1.21, or without `max_prepared_statements`).
+   statements (PgBouncer before 1.22, or without `max_prepared_statements`);
+   with `CONN_MAX_AGE=0` (a connection per request) nothing is prepared
+   either, since the PREPARE would cost a round trip on every request. A
+   migration that changes a selected column's type makes the statement
+   stale on the connections that hold it: outside a transaction it is
+   prepared again at once, inside one the request gets a 503 and the next
+   one works.
 3. **Pipelining.** `pipeline()` sends the statements executed inside it
    without waiting for each answer (psycopg's pipeline mode); a fetch, or
    the end of the block, waits for all of them at once. Errors are Django's
@@ -37,6 +46,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from django.db import DatabaseError
 from django.db.backends.postgresql import base
 
 # Django's cursor with server-side binding (what OPTIONS["server_side_binding"] selects).
@@ -48,13 +58,48 @@ HEALTH_CHECK_IDLE_SECONDS = 30.0
 NEVER_AUTOMATICALLY = 2**62
 
 
+STALE_PLAN = "cached plan must not change result type"
+
+
+def stale_prepared_statement(error: BaseException) -> bool:
+    """A prepared statement the server no longer has, or whose result changed shape under it.
+
+    The first follows a pooler or a `DISCARD ALL` dropping the server's
+    statements; the second a migration that changed the type of a selected
+    column while this connection kept the statement prepared.
+    """
+    return isinstance(error, psycopg.errors.InvalidSqlStatementName) or (
+        isinstance(error, psycopg.errors.FeatureNotSupported) and STALE_PLAN in str(error)
+    )
+
+
+class StalePreparedStatement(psycopg.OperationalError):
+    """Raised in place of a stale prepared statement's error inside a transaction: retry it."""
+
+
 class PreparedCursor(ServerBindingCursor):
-    """Server-side binding; each statement is prepared on its first execution on a connection."""
+    """Server-side binding; each statement is prepared on its first execution on a connection.
+
+    A stale statement (see `stale_prepared_statement`) outside a transaction
+    is forgotten, by psycopg and the server alike, and run once more; inside
+    one it becomes an OperationalError, which the API answers with 503 and
+    Retry-After, and the rollback makes psycopg forget its statements.
+    """
 
     def execute(
         self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
     ) -> Any:
-        return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+        prepare = True if prepare is None else prepare
+        try:
+            return super().execute(query, params, prepare=prepare, binary=binary)
+        except psycopg.Error as e:
+            if not stale_prepared_statement(e):
+                raise
+            if self.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raise StalePreparedStatement(f"prepared statement out of date ({e.sqlstate}): {e}") from e
+        # psycopg clears its own cache when it sees DEALLOCATE ALL go through.
+        super().execute("DEALLOCATE ALL", prepare=False)
+        return super().execute(query, params, prepare=prepare, binary=binary)
 
 
 # django-stubs leaves out parts of the wrapper used here (health_check_enabled,
@@ -112,18 +157,21 @@ class DatabaseWrapper(_DjangoDatabaseWrapper):
         if self._quiet_since is None or time.monotonic() - self._quiet_since > HEALTH_CHECK_IDLE_SECONDS:
             return False
         try:
-            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+            poller = select.poll()  # not select.select(): no limit on the descriptor's number
+            poller.register(conn.fileno(), select.POLLIN | select.POLLPRI)
+            events = poller.poll(0)
         except (OSError, ValueError, psycopg.Error):
             return False
         # An idle connection is sent nothing unless the server is ending it
         # (or a LISTEN notification arrived): let the round trip decide.
-        return not readable
+        return not events
 
     # -- 2. prepared statements --------------------------------------------------
 
     def prepared_cursor(self) -> Any:
         """A Django cursor whose statements are prepared on first use (plain cursor when turned off)."""
-        if not self.prepare_hot_statements:
+        if not self.prepare_hot_statements or self.settings_dict.get("CONN_MAX_AGE") == 0:
+            # A connection per request would pay a PREPARE round trip every time.
             return self.cursor()
         self.close_if_health_check_failed()
         self.ensure_connection()
@@ -137,5 +185,15 @@ class DatabaseWrapper(_DjangoDatabaseWrapper):
         """Batch the statements executed inside into as few round trips as their fetches allow."""
         self.close_if_health_check_failed()
         self.ensure_connection()
-        with self.wrap_database_errors, self.connection.pipeline():
-            yield
+        with self.wrap_database_errors:
+            try:
+                with self.connection.pipeline():
+                    yield
+            except (psycopg.Error, DatabaseError) as e:
+                # Pipelined statements fail when the batch is synced (a fetch,
+                # or the end of the block), not in execute(); a fetch through
+                # Django's cursor has already translated the error.
+                original = e if isinstance(e, psycopg.Error) else e.__cause__
+                if original is not None and stale_prepared_statement(original):
+                    raise StalePreparedStatement(f"prepared statement out of date: {original}") from e
+                raise
