@@ -38,6 +38,9 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     error_kinds: Counter[str] = field(default_factory=Counter)
+    # CPU milliseconds per request by process group (bench/cpu.py), when measured.
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    busy: float = float("nan")
 
     @property
     def requests(self) -> int:

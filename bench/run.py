@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import server as srv
 from .client import Client, client_make
+from .cpu import cpu_accounting
 from .load import Request, Result, VirtualClient, load_run
 from .scenarios import DEFAULT_SCENARIOS, SCENARIOS, Get, Me, Refresh, sign_in, user_email
 
@@ -107,6 +108,25 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(results: list[Result]) -> str:
+    """CPU per request by process group: what sets requests/s when the cores are shared and busy."""
+    hello = next((r for r in results if r.name == "hello" and r.cpu_ms), None)
+    lines = [
+        "| scenario | workers ms | PostgreSQL ms | generator ms | all ms | machine busy | hello's all ÷ this |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if not r.cpu_ms:
+            continue
+        c = r.cpu_ms
+        ratio = f"{hello.cpu_ms['total'] / c['total']:.2f}" if hello and c["total"] else "-"
+        lines.append(
+            f"| {r.name} | {c['workers']:.2f} | {c['postgres']:.2f} | {c['generator']:.2f} | {c['total']:.2f} | "
+            f"{r.busy * 100:.0f}% | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
 def result_json(r: Result) -> dict[str, object]:
     return {
         "name": r.name,
@@ -119,6 +139,8 @@ def result_json(r: Result) -> dict[str, object]:
         "p99_ms": round(r.percentile(99), 2),
         "errors": r.errors,
         "error_kinds": dict(r.error_kinds),
+        "cpu_ms_per_request": {k: round(v, 3) for k, v in r.cpu_ms.items()},
+        "machine_busy": None if r.busy != r.busy else round(r.busy, 3),
     }
 
 
@@ -174,8 +196,14 @@ async def scenario_run(args: argparse.Namespace, server: srv.Server, name: str) 
         clients = await scenario.setup(client, n, args.users)
         if args.warmup > 0:
             await load_run(name, client, clients, duration=args.warmup)
-        with profiling(args.profile, name, server, args.duration):
+        with (
+            profiling(args.profile, name, server, args.duration),
+            cpu_accounting(server.worker_pids()) as cpu,
+        ):
             result = await load_run(name, client, clients, duration=args.duration)
+        if cpu.available:
+            result.cpu_ms = cpu.per_request_ms(result.requests)
+            result.busy = cpu.busy
     finally:
         await client.close()
     say(
@@ -414,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
 
     say("")
     say(table(results))
+    if any(r.cpu_ms for r in results):
+        say("")
+        say("CPU per request (user + system, from /proc over the measured seconds):")
+        say("")
+        say(cpu_table(results))
+        say("")
     for line in extra:
         say(f"- {line}")
     path = Path(args.json) if args.json else RESULTS / time.strftime("%Y%m%dT%H%M%SZ.json", time.gmtime())
