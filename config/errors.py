@@ -3,7 +3,8 @@
 Services raise `ServiceError` subclasses; DRF raises its own exceptions; the
 database may fail. `api_exception_handler` turns all of them into the one
 shape, the `handler404`/`handler500` views do the same for paths under /api/
-that never reached DRF, and config.middleware.ApiErrorMiddleware uses
+that never reached DRF (and `handler500` answers pages that met a database
+or cache outage with a 503 page), and config.middleware.ApiErrorMiddleware uses
 `api_error_for_exception` and `api_error_for_status` for whatever is left
 (Django's DEBUG pages, errors raised in middleware, oversized bodies).
 """
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
 from django.views import defaults
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -172,7 +175,20 @@ def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
 def handler500(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
         return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
+    # Django calls this inside its `except` block, so the error is at hand.
+    # A page (sign-in, the admin) that met a database or cache outage gets
+    # "try again shortly" with Retry-After, not "something went wrong".
+    exc = sys.exc_info()[1]
+    if isinstance(exc, (OperationalError, InterfaceError, *CACHE_UNAVAILABLE_ERRORS)):
+        logger.warning("%s unavailable for a page, answered 503: %s", _outage_kind(exc), exc)
+        response = HttpResponse(loader.get_template("503.html").render(), status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
     return defaults.server_error(request)
+
+
+def _outage_kind(exc: BaseException) -> str:
+    return "database" if isinstance(exc, DatabaseError) else "cache"
 
 
 def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -110,6 +110,38 @@ def test_failure_in_a_middleware(settings, debug):
     _assert_unavailable(client.post("/api/token/", {}, content_type="application/json"))
 
 
+def _assert_unavailable_page(response: Any) -> None:
+    assert response.status_code == 503, response.content[:300]
+    assert response["Content-Type"].startswith("text/html")
+    assert response["Retry-After"] == RETRY_AFTER
+    assert b"Back in a moment" in response.content
+
+
+@pytest.mark.django_db
+def test_a_page_that_meets_a_database_outage_says_try_again_with_503(client, user, monkeypatch):
+    monkeypatch.setattr("django.contrib.auth.backends.ModelBackend.authenticate", _down)
+    client.raise_request_exception = False
+    response = client.post("/accounts/login/", {"username": user.email, "password": PASSWORD})
+    _assert_unavailable_page(response)
+
+
+@pytest.mark.django_db
+def test_the_admin_login_and_a_failing_middleware_get_the_503_page_too(settings, user):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.DatabaseTouchingMiddleware"]
+    client = Client(raise_request_exception=False)
+    _assert_unavailable_page(client.get("/admin/login/"))
+    _assert_unavailable_page(client.get("/accounts/login/"))
+
+
+@pytest.mark.django_db
+def test_a_real_bug_on_a_page_is_still_a_500(client, monkeypatch):
+    monkeypatch.setattr("django.contrib.auth.backends.ModelBackend.authenticate", lambda *a, **k: 1 / 0)
+    client.raise_request_exception = False
+    response = client.post("/accounts/login/", {"username": "a@example.com", "password": "x"})
+    assert response.status_code == 500
+    assert "Retry-After" not in response
+
+
 @pytest.mark.django_db
 def test_a_real_bug_is_still_a_json_500_not_a_503(monkeypatch):
     monkeypatch.setattr("tokens.keyring.keyring.jwks_document", lambda: 1 / 0)
