@@ -36,6 +36,8 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 # its attempts there, and without the counters it fails closed: 503, like a
 # database outage, rather than sign-ins with no limit.
 CACHE_UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+# Everything that means "the service is briefly unavailable": 503 with Retry-After.
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, *CACHE_UNAVAILABLE_ERRORS)
 
 
 def _error(detail: Any, code: str, status_code: int, **extra: Any) -> Response:
@@ -102,10 +104,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     """Translate every exception raised under DRF into the JSON error shape."""
     if isinstance(exc, ServiceError):
         return _error(exc.detail, exc.code, exc.status_code)
-    if isinstance(exc, (OperationalError, InterfaceError, *CACHE_UNAVAILABLE_ERRORS)):
+    if isinstance(exc, UNAVAILABLE_ERRORS):
         # OperationalError also covers deadlocks and serialization failures:
         # transient either way, so "retry shortly" is the right answer.
-        logger.warning("%s error, answered 503: %s", "database" if isinstance(exc, DatabaseError) else "cache", exc)
+        logger.warning("%s error, answered 503: %s", _outage_kind(exc), exc)
         response = _error(DATABASE_UNAVAILABLE, "service_unavailable", status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         return response
@@ -179,7 +181,7 @@ def handler500(request: HttpRequest) -> HttpResponse:
     # A page (sign-in, the admin) that met a database or cache outage gets
     # "try again shortly" with Retry-After, not "something went wrong".
     exc = sys.exc_info()[1]
-    if isinstance(exc, (OperationalError, InterfaceError, *CACHE_UNAVAILABLE_ERRORS)):
+    if isinstance(exc, UNAVAILABLE_ERRORS):
         logger.warning("%s unavailable for a page, answered 503: %s", _outage_kind(exc), exc)
         response = HttpResponse(loader.get_template("503.html").render(), status=503)
         response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)

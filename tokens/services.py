@@ -365,9 +365,7 @@ def refresh_token_rotate(*, raw: str | bytes, client: ClientInfo) -> TokenPair:
                     )
                     writes_cursor.execute(
                         writes.insert_event.sql,
-                        writes.insert_event.params(
-                            connection, [event.created_at, event.kind, user_pk, None, "", sid, client.ip, "", {}]
-                        ),
+                        writes.insert_event.params_of(connection, event),
                     )
                     # Sign the new refresh token while the database works.
                     refresh_raw = str(refresh)

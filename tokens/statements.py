@@ -35,6 +35,10 @@ class Write:
             raise ValueError(f"{len(self.fields)} values expected, got {len(values)}")
         return [field.get_db_prep_save(value, connection) for field, value in zip(self.fields, values, strict=True)]
 
+    def params_of(self, connection: BaseDatabaseWrapper, instance: Model) -> list[Any]:
+        """The values of an (unsaved) model instance, in the statement's order."""
+        return self.params(connection, [getattr(instance, field.attname) for field in self.fields])
+
 
 def insert(connection: BaseDatabaseWrapper, model: type[Model], names: Sequence[str]) -> Write:
     """`INSERT INTO <model> (<names>) VALUES (%s, ...)`; `names` are field names."""

@@ -111,3 +111,18 @@ def test_the_live_session_user_is_a_complete_user(user):
     )
     assert found.check_password  # a real model instance, password hash included
     assert found.password == user.password
+
+
+@pytest.mark.django_db
+def test_a_write_takes_an_unsaved_instances_values_in_its_own_order(user):
+    now = clock.now()
+    event = AuthEvent(created_at=now, kind="refresh", user_id=user.pk, ip="192.0.2.1")
+    ordered = statements.insert(connection, AuthEvent, ["kind", "user", "created_at", "email"])
+    assert ordered.params_of(connection, event) == ordered.params(connection, ["refresh", user.pk, now, ""])
+    write = statements.insert(
+        connection, AuthEvent, ["created_at", "kind", "user", "email", "ip", "user_agent", "data"]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(write.sql, write.params_of(connection, event))
+    saved = AuthEvent.objects.get(kind="refresh")
+    assert (saved.created_at, saved.user_id, saved.ip, saved.data) == (now, user.pk, "192.0.2.1", {})
